@@ -1,0 +1,46 @@
+# facecodec — every target sets itself up; `make demo` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PRESET ?= lite
+ARTIFACTS ?= artifacts
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps test test-slow test-gpu export bench profile demo serve lint clean
+
+setup: $(STAMP)
+
+# ffmpeg with x264/x265/AV1 (Debian's build) for the codec anchors; the imageio-ffmpeg wheel is
+# the fallback for plain H.264 I/O where apt is not available.
+system-deps:
+	@command -v ffmpeg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq ffmpeg libb64-0d >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq ffmpeg libb64-0d >/dev/null; \
+	  else echo "note: no system ffmpeg; using the imageio-ffmpeg binary (no x265/AV1 anchors)"; fi; }
+
+$(STAMP): pyproject.toml | system-deps
+	@echo "==> setting up $(VENV) (torch 2.13.0 CPU, onnxruntime, tritonserver wheel, ...)"
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[serve,export,dev]'
+	@touch $@
+
+test: setup
+	$(PY) -m pytest -m "not slow and not gpu" -q $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m "slow" -q $(PYTEST_ARGS)
+
+test-gpu: setup
+	$(PY) -m pytest -m "gpu" -q $(PYTEST_ARGS)
+
+export: setup
+	$(VENV)/bin/facecodec export --preset $(PRESET) --out $(ARTIFACTS)/onnx/$(PRESET)
+
+bench: setup
+	$(VENV)/bin/facecodec bench --append docs/benchmarks.md
+
+clean:
+	rm -rf $(ARTIFACTS) demo-out .pytest_cache

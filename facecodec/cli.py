@@ -1,0 +1,88 @@
+"""`facecodec` command line: thin argument parsing; the work lives in the package modules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .presets import PRESETS
+
+log = logging.getLogger("facecodec")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=sorted(PRESETS), default="lite")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", type=Path, help="public face-vid2vid checkpoint (vox256 only)")
+    src.add_argument("--weights", type=Path, help="facecodec .safetensors weights (default: shipped weights)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_all
+    from .weights import build_model
+
+    model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights)
+    paths = export_all(model, args.out, tolerance=args.tolerance)
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import HEADER, bench_model, decode_rate, machine_description
+    from .export import export_all
+    from .weights import build_model
+
+    lines = [f"Machine: {machine_description(args.threads)}", "", HEADER]
+    summaries = []
+    for preset in args.presets:
+        model = build_model(preset)
+        onnx_dir = args.work / preset
+        export_all(model, onnx_dir, tolerance=1e-3)
+        rows = bench_model(model, onnx_dir, batches=args.batches, threads=args.threads, repeats=args.repeats)
+        lines += [r.markdown() for r in rows]
+        summaries.append(decode_rate(rows, preset))
+    text = "\n".join(lines + [""] + [f"- {s}" for s in summaries]) + "\n"
+    print(text)
+    if args.append:
+        with open(args.append, "a") as f:
+            f.write(f"\n### `make bench` ({' '.join(sys.argv[1:])})\n\n{text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facecodec", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export the served networks to ONNX (+ TensorRT plugin variant)")
+    _add_model_args(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs ORT vs PyTorch difference allowed")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="PyTorch eager vs ONNX Runtime speed per network")
+    p.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=["lite", "vox256"])
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--work", type=Path, default=Path("artifacts/bench"))
+    p.add_argument("--append", type=Path, help="append the table to this markdown file")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:  # user errors: one clear line, no traceback
+        log.error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The one source of truth for the served tensors: names, dtypes and shapes of every model.
+
+Export takes its input/output names and dynamic axes from here, the Triton configs are checked
+against it by a test, and clients import the same names. Shapes exclude the batch axis, which is
+always the dynamic first axis. Symbols stand for preset-dependent sizes:
+S image side, K keypoints, C/D/H/W the source feature volume f_s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models import ModelConfig
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name
+    shape: tuple[int | str, ...]  # without the batch axis
+    doc: str
+
+    def resolve(self, cfg: ModelConfig) -> tuple[int, ...]:
+        """Concrete shape (without batch) for a preset."""
+        c, d, h, w = cfg.feature_shape
+        sizes = {"S": cfg.image_size, "K": cfg.num_kp, "C": c, "D": d, "H": h, "W": w}
+        return tuple(sizes[x] if isinstance(x, str) else x for x in self.shape)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    doc: str
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+
+IMAGE = TensorSpec("image", "float32", (3, "S", "S"), "RGB frame, NCHW, values in [0, 1]")
+SOURCE_IMAGE = TensorSpec("source_image", "float32", (3, "S", "S"), "the call's source image, RGB in [0, 1]")
+ROTATION = TensorSpec("rotation", "float32", (3,), "head yaw, pitch, roll in degrees")
+TRANSLATION = TensorSpec("translation", "float32", (3,), "head translation t, normalised volume units")
+EXPRESSION = TensorSpec("expression", "float32", ("K", 3), "expression deltas δ per keypoint (x, y, z)")
+SOURCE_FEATURES = TensorSpec("source_features", "float32", ("C", "D", "H", "W"), "appearance volume f_s")
+KP_CANONICAL = TensorSpec("kp_canonical", "float32", ("K", 3), "canonical keypoints x_c in [-1, 1]³")
+KP_SOURCE = TensorSpec("kp_source", "float32", ("K", 3), "source-frame keypoints R_s x_c + t_s + δ_s")
+KP_DRIVING = TensorSpec("kp_driving", "float32", ("K", 3), "keypoints of the frame to render")
+OUTPUT_IMAGE = TensorSpec("output_image", "float32", (3, "S", "S"), "decoded frame, RGB in [0, 1]")
+
+MOTION_ENCODER = ModelSpec(
+    "motion_encoder", (IMAGE,), (ROTATION, TRANSLATION, EXPRESSION), "frame → head pose and expression"
+)
+APPEARANCE_ENCODER = ModelSpec(
+    "appearance_encoder", (SOURCE_IMAGE,), (SOURCE_FEATURES, KP_CANONICAL), "source image → f_s, x_c"
+)
+WARP_DECODER = ModelSpec(
+    "warp_decoder",
+    (SOURCE_IMAGE, SOURCE_FEATURES, KP_SOURCE, KP_DRIVING),
+    (OUTPUT_IMAGE,),
+    "f_s warped from the source to the driving keypoints → frame",
+)
+NETWORKS: dict[str, ModelSpec] = {m.name: m for m in (MOTION_ENCODER, APPEARANCE_ENCODER, WARP_DECODER)}

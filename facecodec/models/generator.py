@@ -1,0 +1,108 @@
+"""Generator: warp f_s with the 3-D flow, project to 2-D, decode an image.
+
+The warped volume is flattened over depth, masked by the occlusion map and decoded by a SPADE
+decoder whose every normalisation is modulated by that same 2-D feature map.
+
+Optional (the `lite` preset): the decoder also predicts a blend mask, and the full-resolution
+source image, warped by the depth-averaged flow, is blended in. Motion is learned faster than
+appearance, so pixels that only moved stay sharp and the small decoder fills what is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import SameBlock2d, SPADEResnetBlock
+from .motion_field import warp_volume
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    feature_channels: int = 32  # C of f_s
+    feature_depth: int = 16  # D of f_s
+    warp_channels: int = 256  # width of the 2-D map after projection ("third"/"fourth")
+    decoder_channels: int = 512
+    num_middle_blocks: int = 6
+    up_channels: tuple[int, ...] = (256, 64)  # one ×2 SPADE up-block each
+    spade_hidden: int = 128
+    feature_size: int = 64  # H = W of f_s
+    image_size: int = 256
+    source_skip: bool = False  # blend in the flow-warped full-resolution source image
+
+
+class Generator(nn.Module):
+    """f_s (B, C, D, H, W), deformation (B, D, h, w, 3), occlusion (B, 1, h, w),
+    source image (B, 3, S, S) → image (B, 3, S, S) in [0, 1].
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.third = SameBlock2d(cfg.feature_channels * cfg.feature_depth, cfg.warp_channels, lrelu=True)
+        self.fourth = nn.Conv2d(cfg.warp_channels, cfg.warp_channels, 1)
+        self.decoder = SPADEDecoder(cfg)
+
+    def forward(self, features, deformation, occlusion, source_image):
+        b, c, d, h, w = features.shape
+        if deformation.shape[1:4] != (d, h, w):
+            deformation = _resize_flow(deformation, (d, h, w))
+        warped = warp_volume(features, deformation).reshape(b, c * d, h, w)  # channel = c·D + d
+        out = self.fourth(self.third(warped))
+        if occlusion.shape[-2:] != (h, w):
+            occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear")
+        image, blend = self.decoder(out * occlusion)
+        if not self.cfg.source_skip:
+            return image
+        size = (self.cfg.image_size, self.cfg.image_size)
+        flow = deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)  # (B, 2, h, w), depth-averaged (x, y)
+        # align_corners=True here: the ±1 grid endpoints then map to pixel centres, so the
+        # identity flow reproduces the source exactly.
+        flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
+        moved = F.grid_sample(source_image, flow, mode="bilinear", padding_mode="border", align_corners=True)
+        return blend * moved + (1 - blend) * image
+
+
+def _resize_flow(flow: torch.Tensor, size) -> torch.Tensor:
+    """(B, D, h, w, 3) → (B, *size, 3), trilinear per component (the reference's deform_input)."""
+    out = F.interpolate(flow.permute(0, 4, 1, 2, 3), size=size, mode="trilinear")
+    return out.permute(0, 2, 3, 4, 1)
+
+
+class SPADEDecoder(nn.Module):
+    """2-D map (B, Cw, h, w) → (image (B, 3, S, S), blend (B, 1, S, S) or None).
+
+    fc → middle SPADE blocks → ×2 SPADE up-blocks → LeakyReLU(0.2) → conv_img → sigmoid; when the
+    last up-block ends below S, conv_img predicts (3 + blend)·r² channels unshuffled to S (pixel shuffle).
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        label, hid = cfg.warp_channels, cfg.spade_hidden
+        self.fc = nn.Conv2d(label, cfg.decoder_channels, 3, padding=1)
+        for i in range(cfg.num_middle_blocks):
+            setattr(self, f"G_middle_{i}", SPADEResnetBlock(cfg.decoder_channels, cfg.decoder_channels, label, hid))
+        widths = (cfg.decoder_channels, *cfg.up_channels)
+        for i in range(len(cfg.up_channels)):
+            setattr(self, f"up_{i}", SPADEResnetBlock(widths[i], widths[i + 1], label, hid))
+        self.num_middle, self.num_up = cfg.num_middle_blocks, len(cfg.up_channels)
+        self.out_channels = 3 + int(cfg.source_skip)
+        self.shuffle = cfg.image_size // (cfg.feature_size * 2**self.num_up)
+        self.conv_img = nn.Conv2d(widths[-1], self.out_channels * self.shuffle**2, 3, padding=1)
+
+    def forward(self, seg: torch.Tensor):
+        x = self.fc(seg)
+        for i in range(self.num_middle):
+            x = getattr(self, f"G_middle_{i}")(x, seg)
+        for i in range(self.num_up):
+            x = getattr(self, f"up_{i}")(F.interpolate(x, scale_factor=2.0, mode="nearest"), seg)
+        x = self.conv_img(F.leaky_relu(x, 0.2))
+        if self.shuffle > 1:
+            x = F.pixel_shuffle(x, self.shuffle)
+        x = torch.sigmoid(x)
+        if self.out_channels == 3:
+            return x, None
+        return x[:, :3], x[:, 3:]

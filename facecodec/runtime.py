@@ -1,0 +1,80 @@
+"""Inference runtimes behind one small interface: activate → infer (by tensor name) → deactivate.
+
+`OrtRunner` is the CPU path (ONNX Runtime). TensorRT runs inside Triton's own backend, so there is
+no TensorRT runner here; its engines are built by `export/engines.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class Runner:
+    """Context-managed runner; subclasses implement the `_impl` hooks."""
+
+    def __init__(self) -> None:
+        self.last_inference_ms: float | None = None
+        self.active = False
+
+    def __enter__(self) -> "Runner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        self._activate_impl()
+        self.active = True
+
+    def deactivate(self) -> None:
+        self._deactivate_impl()
+        self.active = False
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.active:
+            raise RuntimeError(f"{type(self).__name__} is not active; use it as a context manager")
+        missing = set(self.input_names) - set(feeds)
+        if missing:
+            raise ValueError(f"missing inputs {sorted(missing)}; expected {self.input_names}")
+        start = time.perf_counter()
+        out = self._infer_impl(feeds)
+        self.last_inference_ms = (time.perf_counter() - start) * 1e3
+        return out
+
+    input_names: list[str] = []
+
+    def _activate_impl(self) -> None: ...
+    def _deactivate_impl(self) -> None: ...
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class OrtRunner(Runner):
+    """ONNX Runtime on CPU with a fixed number of intra-op threads."""
+
+    def __init__(self, path: str | Path, threads: int = 2):
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+        self.session = None
+
+    def _activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _deactivate_impl(self) -> None:
+        self.session = None
+
+    def _infer_impl(self, feeds):
+        feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
+        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))

@@ -1,0 +1,71 @@
+"""facecodec.bitstream — what travels between sender and receiver (pure numpy/Python).
+
+A stream is a header followed by packets. Live use: `Encoder.encode(motion, timestamp_ms)`
+returns the bytes of one frame's packet(s); `Decoder.push(data)` returns the frames now
+due (exactly one `DecodedFrame` per frame number, concealed if lost); `Decoder.flush()`
+ends the stream. Files: `write_stream` / `read_stream`.
+
+Stream header (sent once; big-endian; sizes in bytes):
+
+| field                        | size  | meaning                                          |
+| ---------------------------- | ----- | ------------------------------------------------ |
+| magic                        | 4     | b"FCDC"                                          |
+| version                      | 1     | 1                                                |
+| body_length                  | 2     | bytes of the body (preset_length … step_exp)     |
+| preset_length, preset        | 1 + n | ASCII preset name, 1…32 chars ("lite", "vox256") |
+| num_kp                       | 1     | K, keypoints per frame                           |
+| height, width                | 2 + 2 | source image size, pixels                        |
+| fps_num, fps_den             | 2 + 2 | frame rate as a fraction (25/1, 30000/1001)      |
+| intra_interval               | 2     | frames between intra MOTION packets              |
+| step_angle, step_t, step_exp | 8 × 3 | float64 base steps: degrees, normalised units    |
+| crc32                        | 4     | zlib.crc32 of all preceding header bytes         |
+
+Packet (every packet; big-endian):
+
+| field        | size | meaning                                                          |
+| ------------ | ---- | ---------------------------------------------------------------- |
+| length       | 1–4  | LEB128 varint: bytes after this field, CRC included              |
+| type_flags   | 1    | bits 0–1 type: 1 KEYFRAME, 2 MOTION; bit 2 INTRA; bit 3 REFRESH; bits 4–7 zero |
+| seq          | 2    | frame number mod 65536 (a KEYFRAME applies from this frame on)   |
+| timestamp_ms | 4    | capture time of the frame, ms mod 2³²                            |
+| body         | n    | see below                                                        |
+| crc32        | 4    | zlib.crc32 of all preceding packet bytes, length included        |
+
+MOTION body: qscale (1 byte, 0…47: every step × (8 + q mod 8)·2^(q div 8)/64, 24 → ×1)
+then the range-coded levels of the 6 + 3K values [yaw, pitch, roll, t0…t2, exp kp-major]
+(constriction range coder, big-endian 32-bit words). Intra packets code levels of the
+values, predicted packets levels of the residual against the previous reconstruction.
+Each level is a signed bucket ±bitlength(|level|) (adaptive discrete-Laplace model) and,
+from |bucket| ≥ 2 on, |bucket| − 1 uniform mantissa bits. Frame 0, every intra_interval-th
+frame and frames after `Encoder.request_intra()` are intra; an intra packet resets all
+prediction and model state, so it alone resynchronises a decoder.
+KEYFRAME body: codec (1 byte: 1 WebP, 2 JPEG) then the coded (H, W, 3) RGB source image.
+
+Rates (K = 15, 25 fps): a MOTION packet costs 13 bytes + payload (whole 4-byte words), so
+framing alone is 2.6 kbit/s. Default steps give ≈ 6.3 kbit/s on synthetic talking-head
+motion (`synthetic.random_walk_motion`); `Encoder(target_kbps=...)` reaches ≈ 4…10 kbit/s
+(qscale 47…0). Keyframes come on top: real 256² portraits take 6–21 kB as WebP at the
+default quality 90 (39–43 dB PSNR), 3–10 kB at quality 75 (34–38 dB).
+"""
+
+from .decoder import DecodedFrame, Decoder
+from .encoder import Encoder
+from .errors import (BadMagicError, BitstreamError, ChecksumError, DropReason, FramingError, InvalidFieldError,
+                     TruncatedError, UnsupportedVersionError)
+from .header import StreamHeader
+from .keyframe import ImageCodec, decode_keyframe, encode_keyframe
+from .motion import Motion, split_batch, stack_batch
+from .packet import Flags, Packet, PacketType, parse_packet, scan_packets
+from .quant import DEFAULT_STEPS, PerField, qscale_factor
+from .ratecontrol import RateController
+from .stats import StreamStats
+from .stream import DecodedStream, decode_stream, encode_stream, read_stream, write_stream
+
+__all__ = [
+    "BadMagicError", "BitstreamError", "ChecksumError", "DEFAULT_STEPS", "DecodedFrame", "DecodedStream",
+    "Decoder", "DropReason", "Encoder", "Flags", "FramingError", "ImageCodec", "InvalidFieldError", "Motion", "Packet",
+    "PacketType", "PerField", "RateController", "StreamHeader", "StreamStats", "TruncatedError",
+    "UnsupportedVersionError", "decode_keyframe", "decode_stream", "encode_keyframe", "encode_stream",
+    "parse_packet", "qscale_factor", "read_stream", "scan_packets", "split_batch", "stack_batch",
+    "write_stream",
+]

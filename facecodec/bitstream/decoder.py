@@ -1,0 +1,184 @@
+"""Live decoder: packets in (any order, any damage), exactly one frame out per sequence number.
+
+- Damaged bytes (bad length or CRC) are skipped up to the next valid packet; packets with
+  out-of-range fields, stale or duplicate sequence numbers are dropped. Each drop is
+  counted in `Decoder.drops` and logged with its reason.
+- A MOTION packet is held until its turn; frame n is declared lost once a packet more
+  than `reorder_window` frames ahead has arrived (0: no waiting, lowest latency).
+- A lost frame is concealed (damped extrapolation of the last two frames), and so is every
+  predicted frame after it: the decoder resynchronises at the next intra packet, from which
+  on its output equals the loss-free decode again. Concealed frames are marked.
+- A KEYFRAME image is attached to the first emitted frame at or after its sequence number
+  (to the next emitted frame if it arrives late).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+
+import numpy as np
+
+from .errors import BitstreamError, DropReason, FramingError, InvalidFieldError
+from .framecoder import FrameCoder
+from .header import StreamHeader
+from .keyframe import decode_keyframe
+from .motion import Motion, vector_length
+from .packet import SEQ_MODULUS, TIMESTAMP_MODULUS, Flags, Packet, PacketType, scan_packets
+from .quant import QSCALE_MAX
+from .stats import StreamStats
+
+logger = logging.getLogger(__name__)
+_LOG_LEVEL = {DropReason.BAD_FRAMING: logging.WARNING, DropReason.INVALID: logging.WARNING}  # others: DEBUG
+DEFAULT_DAMPING = 0.5  # velocity kept per concealed frame (0: hold the last frame)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DecodedFrame:
+    """One output frame. `seq` is the unwrapped frame number; `keyframe` a new (H, W, 3)
+    uint8 source image that applies from this frame on, else None."""
+
+    seq: int
+    timestamp_ms: int
+    motion: Motion
+    concealed: bool
+    keyframe: np.ndarray | None = None
+
+
+def unwrap_seq(wire: int, reference: int) -> int:
+    """The frame number ≡ `wire` (mod 65536) nearest to `reference`."""
+    delta = (wire - reference) % SEQ_MODULUS
+    return reference + (delta - SEQ_MODULUS if delta >= SEQ_MODULUS // 2 else delta)
+
+
+def conceal(previous: np.ndarray | None, last: np.ndarray | None, num_kp: int,
+            damping: float = DEFAULT_DAMPING) -> np.ndarray:
+    """Guess for the frame after `last`: last + damping · (last − previous); neutral if unknown."""
+    if last is None:
+        return np.zeros(vector_length(num_kp))
+    return last if previous is None else last + damping * (last - previous)
+
+
+class Decoder:
+    """Decodes one stream described by `header`; feed bytes with `push`, end with `flush`.
+
+    first_seq: frame number the stream starts at (the Encoder starts at 0), so that
+    leading losses are concealed too; None to join a running stream at its first packet.
+    """
+
+    def __init__(self, header: StreamHeader, *, first_seq: int | None = 0, reorder_window: int = 0,
+                 damping: float = DEFAULT_DAMPING) -> None:
+        if reorder_window < 0 or not 0.0 <= damping <= 1.0:
+            raise ValueError(f"need reorder_window >= 0 and 0 <= damping <= 1, got {reorder_window}, {damping}")
+        self.header = header
+        self.reorder_window = reorder_window
+        self.damping = damping
+        self.drops: collections.Counter[DropReason] = collections.Counter()
+        self.stats = StreamStats(float(header.fps))
+        self._coder = FrameCoder(header.num_kp, header.steps)
+        self._state = self._coder.initial_state()
+        self._synced = False
+        self._next = first_seq  # frame number of the next frame to emit
+        self._buffer: dict[int, Packet] = {}  # waiting MOTION packets by frame number
+        self._keyframe: tuple[int, np.ndarray] | None = None  # (frame number, image) not yet emitted
+        self._keyframe_seq: int | None = None  # frame number of the newest accepted keyframe
+        self._history: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # last two outputs
+        self._last_timestamp: tuple[int, int] | None = None  # (frame number, timestamp_ms)
+
+    def push(self, data: bytes) -> list[DecodedFrame]:
+        """Accept bytes holding one or more WHOLE packets (a datagram, an `Encoder.encode`
+        output, a file body); damaged bytes are skipped. Returns the frames now due, in order."""
+        for item in scan_packets(data):
+            if isinstance(item, BitstreamError):
+                self._drop(DropReason.BAD_FRAMING if isinstance(item, FramingError) else DropReason.INVALID, str(item))
+                continue
+            self.stats.add(item)
+            self._accept(item)
+        return self._drain(final=False)
+
+    def flush(self, end_seq: int | None = None) -> list[DecodedFrame]:
+        """Emit every held frame, concealing gaps; with `end_seq`, also conceal up to it (exclusive)."""
+        frames = self._drain(final=True)
+        while end_seq is not None and self._next is not None and self._next < end_seq:
+            frames.append(self._emit(None))
+        return frames
+
+    def _drop(self, reason: DropReason, detail: str) -> None:
+        self.drops[reason] += 1
+        logger.log(_LOG_LEVEL.get(reason, logging.DEBUG), "dropped packet (%s): %s", reason.value, detail)
+
+    def _accept(self, packet: Packet) -> None:
+        if self._next is None:
+            self._next = packet.seq
+        seq = unwrap_seq(packet.seq, self._next)
+        if packet.type == PacketType.KEYFRAME:
+            self._accept_keyframe(seq, packet)
+        elif seq < self._next:
+            self._drop(DropReason.STALE, f"MOTION seq {packet.seq}: frame {seq} already emitted")
+        elif seq in self._buffer:
+            self._drop(DropReason.DUPLICATE, f"MOTION seq {packet.seq}: frame {seq} already buffered")
+        else:
+            self._buffer[seq] = packet
+
+    def _accept_keyframe(self, seq: int, packet: Packet) -> None:
+        if self._keyframe_seq is not None and seq <= self._keyframe_seq:
+            self._drop(DropReason.STALE, f"KEYFRAME seq {packet.seq}: not newer than frame {self._keyframe_seq}")
+            return
+        try:
+            image = decode_keyframe(packet.body, self.header.height, self.header.width)
+        except InvalidFieldError as exc:
+            self._drop(DropReason.INVALID, f"KEYFRAME seq {packet.seq}: {exc}")
+            return
+        self._keyframe, self._keyframe_seq = (seq, image), seq
+
+    def _drain(self, final: bool) -> list[DecodedFrame]:
+        frames = []
+        while self._buffer and (self._next in self._buffer or final
+                                or max(self._buffer) > self._next + self.reorder_window):
+            frames.append(self._emit(self._buffer.pop(self._next, None)))
+        return frames
+
+    def _emit(self, packet: Packet | None) -> DecodedFrame:
+        """The frame `self._next`, decoded from `packet` or concealed; advances the decoder."""
+        vector = self._decode(packet) if packet is not None else None
+        concealed = vector is None
+        if concealed:
+            self._synced = False
+            vector = conceal(*self._history, self.header.num_kp, self.damping)
+        seq, self._next = self._next, self._next + 1
+        timestamp = self._timestamp(seq, None if concealed else packet)
+        self._history = (self._history[1], vector)
+        motion = Motion.from_vector(vector, self.header.num_kp)
+        return DecodedFrame(seq, timestamp, motion, concealed, self._take_keyframe(seq))
+
+    def _decode(self, packet: Packet) -> np.ndarray | None:
+        """Reconstruction of a MOTION packet, or None (after recording why) if undecodable."""
+        intra = Flags.INTRA in packet.flags
+        if not packet.body or packet.body[0] > QSCALE_MAX:
+            self._drop(DropReason.INVALID, f"MOTION seq {packet.seq}: missing or out-of-range qscale")
+            return None
+        if not (intra or self._synced):
+            self._drop(DropReason.UNSYNCED, f"MOTION seq {packet.seq}: predicted frame after a loss")
+            return None
+        try:
+            self._state = self._coder.decode(self._state, packet.body[1:], packet.body[0], intra)
+        except BitstreamError as exc:
+            self._drop(DropReason.INVALID, f"MOTION seq {packet.seq}: {exc}")
+            return None
+        self._synced = True
+        return self._state.reconstruction
+
+    def _timestamp(self, seq: int, packet: Packet | None) -> int:
+        """The packet's timestamp, or one extrapolated from the last at the nominal frame rate."""
+        if packet is not None:
+            self._last_timestamp = (seq, packet.timestamp_ms)
+            return packet.timestamp_ms
+        last_seq, last_ms = self._last_timestamp or (0, 0)
+        return (last_ms + round((seq - last_seq) * self.header.frame_ms)) % TIMESTAMP_MODULUS
+
+    def _take_keyframe(self, seq: int) -> np.ndarray | None:
+        if self._keyframe is None or self._keyframe[0] > seq:
+            return None
+        image, self._keyframe = self._keyframe[1], None
+        return image

@@ -1,0 +1,91 @@
+"""Live encoder: one `Motion` in, the bytes of its packet(s) out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .framecoder import FrameCoder
+from .header import StreamHeader
+from .keyframe import DEFAULT_QUALITY, ImageCodec, encode_keyframe
+from .motion import Motion
+from .packet import Flags, Packet, PacketType
+from .quant import QSCALE_UNITY, qscale_factor
+from .ratecontrol import RateController
+from .stats import StreamStats
+
+
+class Encoder:
+    """Encodes one stream: call `request_keyframe` with the source image, then `encode` per frame.
+
+    Packets of frame n carry seq = n mod 65536. Every `header.intra_interval` frames (and
+    after `request_intra`) the MOTION packet is intra. With `target_kbps`, a
+    `RateController` picks each packet's quantiser scale; otherwise `qscale` is fixed.
+    """
+
+    def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
+                 keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None) -> None:
+        qscale_factor(qscale)  # validates the index
+        self.header = header
+        self.stats = StreamStats(float(header.fps))
+        self.rate = RateController(target_kbps, float(header.fps), initial=qscale) if target_kbps else None
+        self._qscale = qscale
+        self._keyframe_options = {"quality": keyframe_quality, "codec": keyframe_codec}
+        self._coder = FrameCoder(header.num_kp, header.steps)
+        self._state = self._coder.initial_state()
+        self._frame = 0
+        self._frames_since_intra = 0
+        self._force_intra = True
+        self._pending_keyframe: bytes | None = None
+
+    def request_keyframe(self, image: np.ndarray) -> None:
+        """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on.
+
+        The KEYFRAME packet precedes that frame's MOTION packet in the bytes `encode`
+        returns; it is flagged REFRESH unless it is the stream's first keyframe.
+        """
+        image = np.asarray(image)
+        if image.shape[:2] != (self.header.height, self.header.width):
+            raise ValueError(f"keyframe is {image.shape[:2]}, header says {(self.header.height, self.header.width)}")
+        self._pending_keyframe = encode_keyframe(image, **self._keyframe_options)
+
+    def request_intra(self) -> None:
+        """Make the next MOTION packet intra (e.g. on a receiver's loss report)."""
+        self._force_intra = True
+
+    @property
+    def reconstruction(self) -> Motion | None:
+        """The decoder's reconstruction of the last encoded frame (None before the first)."""
+        state = self._state.reconstruction
+        return None if state is None else Motion.from_vector(state, self.header.num_kp)
+
+    def encode(self, motion: Motion, timestamp_ms: int) -> bytes:
+        """Bytes of the packets for one frame: [KEYFRAME] MOTION. `timestamp_ms` ≥ 0."""
+        vector, timestamp_ms = motion.to_vector(), int(timestamp_ms)
+        if motion.num_kp != self.header.num_kp or not np.all(np.isfinite(vector)):
+            raise ValueError(f"motion must have K={self.header.num_kp} keypoints and finite values")
+        chunk = self._keyframe_packet(timestamp_ms) + self._motion_packet(vector, timestamp_ms)
+        self._frame += 1
+        return chunk
+
+    def _keyframe_packet(self, timestamp_ms: int) -> bytes:
+        if self._pending_keyframe is None:
+            return b""
+        flags = Flags.REFRESH if self.stats.keyframes else Flags.NONE
+        packet = Packet(PacketType.KEYFRAME, self._frame, timestamp_ms, flags, self._pending_keyframe)
+        self._pending_keyframe = None
+        return self._emit(packet)
+
+    def _motion_packet(self, vector: np.ndarray, timestamp_ms: int) -> bytes:
+        intra = self._force_intra or self._frames_since_intra >= self.header.intra_interval
+        qscale = self.rate.qscale if self.rate else self._qscale
+        payload, self._state = self._coder.encode(self._state, vector, qscale, intra)
+        self._force_intra, self._frames_since_intra = False, 1 if intra else self._frames_since_intra + 1
+        flags = Flags.INTRA if intra else Flags.NONE
+        data = self._emit(Packet(PacketType.MOTION, self._frame, timestamp_ms, flags, bytes([qscale]) + payload))
+        if self.rate:
+            self.rate.update(8 * len(data))
+        return data
+
+    def _emit(self, packet: Packet) -> bytes:
+        self.stats.add(packet)
+        return packet.to_bytes()

@@ -1,0 +1,110 @@
+"""Stream header: what a decoder must know before the first packet.
+
+The byte layout is the "Stream header" table in the `facecodec.bitstream` docstring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from fractions import Fraction
+
+from .errors import BadMagicError, ChecksumError, InvalidFieldError, TruncatedError, UnsupportedVersionError
+from .quant import DEFAULT_STEPS, PerField, check_steps
+
+MAGIC = b"FCDC"
+VERSION = 1
+_PREFIX = struct.Struct(">4sBH")  # magic, version, body_length
+_FIXED = struct.Struct(">BHHHHHddd")  # num_kp ... step_exp
+_CRC = struct.Struct(">I")
+MAX_PRESET_LENGTH = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamHeader:
+    """Stream-wide parameters; `to_bytes`/`parse` (de)serialise them with a CRC."""
+
+    preset: str = "lite"
+    num_kp: int = 15
+    height: int = 256
+    width: int = 256
+    fps_num: int = 25
+    fps_den: int = 1
+    intra_interval: int = 25
+    steps: PerField = DEFAULT_STEPS
+
+    def __post_init__(self) -> None:
+        _check_header(self)
+
+    @property
+    def fps(self) -> Fraction:
+        """Frames per second, exact."""
+        return Fraction(self.fps_num, self.fps_den)
+
+    @property
+    def frame_ms(self) -> float:
+        """Frame duration in milliseconds."""
+        return 1000.0 * self.fps_den / self.fps_num
+
+    def to_bytes(self) -> bytes:
+        """Serialised header, CRC included."""
+        preset = self.preset.encode("ascii")
+        steps = (self.steps.angle, self.steps.t, self.steps.exp)
+        body = bytes([len(preset)]) + preset + _FIXED.pack(
+            self.num_kp, self.height, self.width, self.fps_num, self.fps_den, self.intra_interval, *steps)
+        head = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
+        return head + _CRC.pack(zlib.crc32(head))
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[StreamHeader, int]:
+        """Parse a header at the start of `data`; returns (header, bytes consumed)."""
+        magic, version, body_length = _PREFIX.unpack(_take(data, 0, _PREFIX.size, "header prefix"))
+        if magic != MAGIC:
+            raise BadMagicError(f"stream magic: expected {MAGIC!r}, got {magic!r}")
+        if version != VERSION:
+            raise UnsupportedVersionError(f"stream version {version} is not supported (this decoder reads {VERSION})")
+        end = _PREFIX.size + body_length
+        (crc,) = _CRC.unpack(_take(data, end, _CRC.size, "header crc32"))
+        body = _take(data, _PREFIX.size, body_length, "header body")
+        if zlib.crc32(data[:end]) != crc:
+            raise ChecksumError("header crc32 does not match its content")
+        return _parse_body(body), end + _CRC.size
+
+
+def _take(data: bytes, start: int, size: int, field: str) -> bytes:
+    if len(data) < start + size:
+        raise TruncatedError(f"{field}: needs bytes {start}…{start + size}, stream has {len(data)}")
+    return bytes(data[start:start + size])
+
+
+def _parse_body(body: bytes) -> StreamHeader:
+    preset_length = _take(body, 0, 1, "header preset_length")[0]
+    preset = _take(body, 1, preset_length, "header preset")
+    fields = _FIXED.unpack(_take(body, 1 + preset_length, _FIXED.size, "header fields"))
+    num_kp, height, width, fps_num, fps_den, intra_interval, *steps = fields
+    if not preset.isascii():
+        raise InvalidFieldError(f"header preset is not ASCII: {preset!r}")
+    return StreamHeader(preset.decode("ascii"), num_kp, height, width, fps_num, fps_den,
+                        intra_interval, PerField(*steps))
+
+
+def _check_header(header: StreamHeader) -> None:
+    """Raise InvalidFieldError naming the first field outside its range."""
+    preset = header.preset
+    checks = {
+        "preset": preset.isascii() and preset.isprintable() and 1 <= len(preset) <= MAX_PRESET_LENGTH,
+        "num_kp": 1 <= header.num_kp <= 255,
+        "height": 1 <= header.height <= 65535,
+        "width": 1 <= header.width <= 65535,
+        "fps_num": 1 <= header.fps_num <= 65535,
+        "fps_den": 1 <= header.fps_den <= 65535,
+        "intra_interval": 1 <= header.intra_interval <= 65535,
+    }
+    for field, ok in checks.items():
+        if not ok:
+            raise InvalidFieldError(f"header {field} out of range: {getattr(header, field)!r}")
+    try:
+        check_steps(header.steps)
+    except ValueError as exc:
+        raise InvalidFieldError(f"header steps: {exc}") from exc

@@ -1,0 +1,58 @@
+"""Source keyframe body: the source image coded with a real image codec (Pillow).
+
+KEYFRAME body = codec (1 byte: 1 WebP, 2 JPEG) + the coded image. WebP is the default;
+JPEG is used when Pillow was built without WebP. The decoder checks the coded image's
+size against the stream header before decoding any pixel.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+
+import numpy as np
+from PIL import Image, features
+
+from .errors import InvalidFieldError
+
+DEFAULT_QUALITY = 90
+
+
+class ImageCodec(enum.IntEnum):
+    WEBP = 1
+    JPEG = 2
+
+
+_PIL_FORMAT = {ImageCodec.WEBP: "WEBP", ImageCodec.JPEG: "JPEG"}
+
+
+def default_codec() -> ImageCodec:
+    """WebP when this Pillow supports it, else JPEG."""
+    return ImageCodec.WEBP if features.check("webp") else ImageCodec.JPEG
+
+
+def encode_keyframe(image: np.ndarray, *, quality: int = DEFAULT_QUALITY, codec: ImageCodec | None = None) -> bytes:
+    """KEYFRAME body for an (H, W, 3) uint8 RGB image; `quality` 1…100 (Pillow's scale)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"keyframe image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+    codec = codec or default_codec()
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buffer, format=_PIL_FORMAT[codec], quality=int(quality))
+    return bytes([codec]) + buffer.getvalue()
+
+
+def decode_keyframe(body: bytes, height: int, width: int) -> np.ndarray:
+    """(height, width, 3) uint8 RGB image of a KEYFRAME body; InvalidFieldError if unusable."""
+    if not body or body[0] not in tuple(ImageCodec):
+        raise InvalidFieldError(f"keyframe codec byte {body[:1]!r} is not one of {[int(c) for c in ImageCodec]}")
+    expected = _PIL_FORMAT[ImageCodec(body[0])]
+    try:
+        with Image.open(io.BytesIO(body[1:]), formats=[expected]) as coded:
+            if coded.size != (width, height):
+                raise InvalidFieldError(f"keyframe is {coded.size[0]}x{coded.size[1]}, header says {width}x{height}")
+            return np.asarray(coded.convert("RGB"), dtype=np.uint8)
+    except InvalidFieldError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many types (OSError, SyntaxError, ...)
+        raise InvalidFieldError(f"keyframe {expected} image does not decode: {exc}") from exc

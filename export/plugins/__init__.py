@@ -1,0 +1,1 @@
+"""CUDA warping plugins for the TensorRT decoder engines (contract: ``spec``)."""

@@ -31,7 +31,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import HEADER, bench_model, decode_rate, machine_description
+    from .bench import HEADER, bench_model, decode_rate, machine_description, peak_rss_gib
     from .export import export_all
     from .weights import build_model
 
@@ -44,12 +44,53 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rows = bench_model(model, onnx_dir, batches=args.batches, threads=args.threads, repeats=args.repeats)
         lines += [r.markdown() for r in rows]
         summaries.append(decode_rate(rows, preset))
+        summaries.append(f"peak RSS of the benchmark process after {preset}: {peak_rss_gib():.1f} GiB")
     text = "\n".join(lines + [""] + [f"- {s}" for s in summaries]) + "\n"
     print(text)
     if args.append:
         with open(args.append, "a") as f:
             f.write(f"\n### `make bench` ({' '.join(sys.argv[1:])})\n\n{text}")
     return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .serving import codec
+
+    networks = codec.local_networks(args.preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
+    encoder = codec.encode_file(networks, args.video, args.out, preset=args.preset, max_frames=args.max_frames,
+                                target_kbps=args.kbps)
+    print(f"{args.out}: {encoder.stats.frames} frames, {encoder.stats.kbps():.1f} kbit/s")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .serving import codec
+
+    preset = codec.stream_preset(args.stream)
+    networks = codec.local_networks(preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
+    frames = codec.decode_file(networks, args.stream, args.out)
+    print(f"{args.out}: {len(frames)} frames")
+    return 0
+
+
+def _add_codec_parsers(sub) -> None:
+    p = sub.add_parser("encode", help="video → stream file, in-process (ONNX Runtime)")
+    _add_model_args(p)
+    p.add_argument("video", type=Path)
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--onnx", type=Path, help="exported networks (default artifacts/onnx/<preset>, exported if missing)")
+    p.add_argument("--max-frames", type=int)
+    p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="stream file → MP4, in-process (ONNX Runtime); preset from the stream")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", type=Path, help="public face-vid2vid checkpoint (vox256 only)")
+    src.add_argument("--weights", type=Path, help="facecodec .safetensors weights (default: shipped weights)")
+    p.add_argument("stream", type=Path)
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--onnx", type=Path, help="exported networks (default artifacts/onnx/<preset>, exported if missing)")
+    p.set_defaults(func=cmd_decode)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=Path("artifacts/bench"))
     p.add_argument("--append", type=Path, help="append the table to this markdown file")
     p.set_defaults(func=cmd_bench)
+
+    from .train.cli import add_train_parser
+
+    add_train_parser(sub)
+
+    from .eval.cli import add_eval_parsers
+
+    add_eval_parsers(sub, _add_model_args)
+    _add_codec_parsers(sub)
     return parser
 
 

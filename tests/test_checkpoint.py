@@ -39,7 +39,7 @@ def synthetic_checkpoint(seed: int = 0) -> dict:
             value = torch.tensor(1000, dtype=torch.int64)
         elif key.endswith("running_var"):
             value = 0.5 + torch.rand(shape, generator=g)
-        elif key.endswith("norm.weight") or ".norm" in key and key.endswith(".weight"):
+        elif key.endswith(".weight") and len(shape) == 1:  # batch-norm scale
             value = 1 + 0.1 * torch.randn(shape, generator=g)
         elif key.endswith("weight_u") or key.endswith("weight_v"):
             continue  # filled below from weight_orig, as power iteration leaves them
@@ -51,12 +51,14 @@ def synthetic_checkpoint(seed: int = 0) -> dict:
         ckpt[module][key] = value
     for (module, key), shape in shapes.items():
         if key.endswith("weight_v"):
+            # u, v as the reference's power iteration leaves them (σ ≈ largest singular value)
             base = key[: -len("weight_v")]
-            w = ckpt[module][base + "weight_orig"].reshape(shape_out := shapes[(module, base + "weight_u")][0], -1)
+            w = ckpt[module][base + "weight_orig"].reshape(shapes[(module, base + "weight_u")][0], -1)
             v = torch.nn.functional.normalize(torch.randn(shape, generator=g), dim=0)
-            ckpt[module][base + "weight_v"] = v
-            ckpt[module][base + "weight_u"] = torch.nn.functional.normalize(w @ v, dim=0)
-            assert w.shape[0] == shape_out
+            for _ in range(20):
+                u = torch.nn.functional.normalize(w @ v, dim=0)
+                v = torch.nn.functional.normalize(w.T @ u, dim=0)
+            ckpt[module][base + "weight_u"], ckpt[module][base + "weight_v"] = u, v
     ckpt["discriminator"] = {"discs.1.conv.weight": torch.zeros(1)}
     ckpt["optimizer_generator"] = {"state": {}, "param_groups": []}
     ckpt["epoch"] = 189

@@ -42,5 +42,24 @@ export: setup
 bench: setup
 	$(VENV)/bin/facecodec bench --append docs/benchmarks.md
 
+# Serving (`make serve`, `make demo`): loopback only; ports and the clip are variables. Extra
+# `python -m facecodec.serving` flags (instances, batching, session cap) go in SERVE_ARGS.
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+VIDEO ?= samples/talking_00086_4s.mp4
+SERVE_ARGS ?=
+SERVING := $(PY) -m facecodec.serving
+SERVING_REPO := --repository model_repository --onnx $(ARTIFACTS)/onnx/$(PRESET) --preset $(PRESET)
+
+# Exports the networks if missing (or made from other weights), then serves until Ctrl-C.
+serve: setup
+	$(SERVING) serve $(SERVING_REPO) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) \
+	  --metrics-port $(METRICS_PORT) $(SERVE_ARGS)
+
+# Export, start tritonserver on free ports, one real-time call on $(VIDEO), results in demo-out/, stop.
+demo: setup
+	$(SERVING) demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS)
+
 clean:
 	rm -rf $(ARTIFACTS) demo-out .pytest_cache

@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parsers(sub, _add_model_args)
     _add_codec_parsers(sub)
+
+    from .rd.cli import add_rd_parser
+
+    add_rd_parser(sub)
     return parser
 
 

@@ -71,13 +71,19 @@ def _stamp_shapes(path: Path, spec: ModelSpec, cfg: ModelConfig) -> None:
     reshaped outputs symbolic), so every consumer sees the same contract."""
     model = onnx.load(str(path))
     tensors = {t.name: t for t in (*spec.inputs, *spec.outputs)}
+    # The tracer drops inputs a preset ignores (vox256's warp_decoder has no use for the source
+    # image); put them back, in order, so every preset serves the same contract.
+    present = {v.name: v for v in model.graph.input}
+    inputs = [present.get(t.name) or helper.make_tensor_value_info(t.name, onnx.TensorProto.FLOAT, None)
+              for t in spec.inputs]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
     for value in (*model.graph.input, *model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        for dim, size in zip(dims[1:], tensors[value.name].resolve(cfg), strict=True):
-            dim.Clear()
-            dim.dim_value = size
-        dims[0].Clear()
-        dims[0].dim_param = "batch"
+        shape = value.type.tensor_type.shape
+        shape.Clear()
+        shape.dim.add().dim_param = "batch"
+        for size in tensors[value.name].resolve(cfg):
+            shape.dim.add().dim_value = size
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 

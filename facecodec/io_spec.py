@@ -67,3 +67,22 @@ WARP_DECODER = ModelSpec(
     "f_s warped from the source to the driving keypoints → frame",
 )
 NETWORKS: dict[str, ModelSpec] = {m.name: m for m in (MOTION_ENCODER, APPEARANCE_ENCODER, WARP_DECODER)}
+
+# The stateful call session (Triton `decoder`, sequence batcher). Every input is optional at the
+# Triton level: which ones a request needs depends on its place in the session (START carries
+# `source_image`, later requests carry the motion), and the session logic checks that.
+VIEW_OVERRIDE = TensorSpec(
+    "view_override", "float32", (3,), "free view: yaw, pitch, roll in degrees replacing the sender's; NaN keeps it"
+)
+VIEW_OFFSET = TensorSpec("view_offset", "float32", (3,), "free view: degrees added to yaw, pitch, roll")
+FRONTALISE = TensorSpec("frontalise", "bool", (1,), "face the camera: angles zeroed before override and offset")
+RELATIVE = TensorSpec(
+    "relative", "bool", (1,), "motion transfer: apply the motion since the session's first relative frame"
+)
+DECODER = ModelSpec(
+    "decoder",
+    (SOURCE_IMAGE, ROTATION, TRANSLATION, EXPRESSION, VIEW_OVERRIDE, VIEW_OFFSET, FRONTALISE, RELATIVE),
+    (OUTPUT_IMAGE,),
+    "call session: START keeps the source's f_s and keypoints, every request renders one frame",
+)
+SERVED: dict[str, ModelSpec] = {**NETWORKS, DECODER.name: DECODER}

@@ -76,19 +76,23 @@ def test_lite_parity_on_real_frames(lite_export, sample_frames):
     assert_parity(model, out, sample_frames)
 
 
-def test_onnx_contract_follows_io_spec(lite_export):
-    model, out = lite_export
+def assert_contract(onnx_dir, cfg):
     for name in FILES:
-        graph_model = onnx.load(str(out / f"{name}.onnx"))
+        graph_model = onnx.load(str(onnx_dir / f"{name}.onnx"), load_external_data=False)
         spec = io_spec.NETWORKS[name.removesuffix("_trt")]
         assert max(o.version for o in graph_model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
         for values, tensors in ((graph_model.graph.input, spec.inputs), (graph_model.graph.output, spec.outputs)):
-            assert [v.name for v in values] == [t.name for t in tensors]
+            assert [v.name for v in values] == [t.name for t in tensors], f"{name} tensors differ from io_spec"
             for value, tensor in zip(values, tensors):
                 dims = value.type.tensor_type.shape.dim
                 assert dims[0].dim_param == "batch", f"{name}.{value.name} batch axis is not dynamic"
-                assert tuple(d.dim_value for d in dims[1:]) == tensor.resolve(model.cfg)
+                assert tuple(d.dim_value for d in dims[1:]) == tensor.resolve(cfg)
                 assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_onnx_contract_follows_io_spec(lite_export):
+    model, out = lite_export
+    assert_contract(out, model.cfg)
 
 
 def test_trt_variant_has_plugin_nodes_and_no_5d_grid_sample(lite_export):
@@ -119,6 +123,7 @@ def test_export_cli_vox256_from_reference_checkpoint(tmp_path, sample_frames):
     assert cli_main(["export", "--preset", "vox256", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
     assert sorted(p.stem for p in out.glob("*.onnx")) == sorted(FILES)
     model = build_model("vox256", checkpoint=ckpt)
+    assert_contract(out, model.cfg)  # incl. source_image, which vox256 ignores but keeps
     assert_parity(model, out, sample_frames, driving=(60,))  # batch 1: 6 s per vox256 frame
 
 

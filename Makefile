@@ -8,7 +8,7 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu export bench profile demo serve lint clean
+.PHONY: setup system-deps test test-slow test-gpu export engines bench profile demo serve lint clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,8 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@echo "==> setting up $(VENV) (torch 2.13.0 CPU, onnxruntime, tritonserver wheel, ...)"
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@$(PY) -m pip install -q -e '.[serve,export,dev]'
+	@$(PY) -m pip install -q -e '.[serve,export,dev,eval]'
+	@$(PY) -m pip install -q --no-deps 'mediapipe==0.10.21'
 	@touch $@
 
 test: setup
@@ -38,6 +38,12 @@ test-gpu: setup
 
 export: setup
 	$(VENV)/bin/facecodec export --preset $(PRESET) --out $(ARTIFACTS)/onnx/$(PRESET)
+
+ENGINES_ARGS ?=
+# TensorRT plans for model_repository_gpu (needs TensorRT and a GPU, e.g. NVIDIA's TensorRT container; docs/gpu.md)
+engines: export
+	$(PY) -m export.engines --onnx-dir $(ARTIFACTS)/onnx/$(PRESET) --repository model_repository_gpu \
+	  --work-dir $(ARTIFACTS)/engines --preset $(PRESET) $(ENGINES_ARGS)
 
 bench: setup
 	$(VENV)/bin/facecodec bench --append docs/benchmarks.md

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Start of the facecodec GPU container (docker/Dockerfile.gpu):
+#   1. ONNX export of the preset, unless $STATE/onnx/<preset> is there from the same weights;
+#   2. the model repository rendered for these settings into $STATE/repository;
+#   3. TensorRT engines, rebuilt only when missing or when the GPU, the TensorRT version, the ONNX,
+#      the plugin or the profile changed (their stamps, engine.json);
+#   4. exec tritonserver with the GridSample3D plugin loaded by the TensorRT backend.
+# Arguments are passed on to tritonserver. Environment:
+#   FACECODEC_STATE         writable state (default /var/lib/facecodec; mount a volume to keep engines)
+#   FACECODEC_SERVING_ARGS  serving settings, e.g. "--preset vox256 --max-batch-size 16"
+#   FACECODEC_WEIGHTS       weights file (default: the shipped weights of the preset)
+#   FACECODEC_PLUGIN_LIB    the plugin library (set by the image)
+set -euo pipefail
+
+HOME_DIR=${FACECODEC_HOME:-/opt/facecodec}
+STATE=${FACECODEC_STATE:-/var/lib/facecodec}
+read -r -a SETTINGS <<< "${FACECODEC_SERVING_ARGS:-}"
+log() { echo "[facecodec] $*" >&2; }
+cd "$HOME_DIR"
+
+# The Triton image normally has trtexec; if not, the copy built beside the plugin (same release).
+if ! command -v trtexec >/dev/null && [ ! -x /usr/src/tensorrt/bin/trtexec ]; then
+  export FACECODEC_TRTEXEC="$HOME_DIR/bin/trtexec"
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$HOME_DIR/lib/tensorrt"
+fi
+
+mkdir -p "$STATE"
+log "preparing $STATE (export if needed, repository) with settings: ${SETTINGS[*]:-defaults}"
+ONNX_DIR=$(python3 -m facecodec.serving.gpu --prepare "$STATE" "${SETTINGS[@]}")
+
+log "engines (GPU: $(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader | head -n 1))"
+python3 -m export.engines --onnx-dir "$ONNX_DIR" --repository "$STATE/repository" --work-dir "$STATE/build" \
+  --if-stale "${SETTINGS[@]}"
+
+GPUS=$(nvidia-smi -L | wc -l)
+ARGS_TEXT=$(python3 -m facecodec.serving.gpu --server-args --repository "$STATE/repository" --gpus "$GPUS" \
+  "${SETTINGS[@]}")
+mapfile -t SERVER_ARGS <<< "$ARGS_TEXT"
+log "tritonserver ${SERVER_ARGS[*]} $*"
+exec tritonserver "${SERVER_ARGS[@]}" "$@"

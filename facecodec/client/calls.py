@@ -1,0 +1,306 @@
+"""What the clients do, as functions: encode, decode, call, reenact, freeview over gRPC.
+
+The sender side is `RemoteNetworks` (motion_encoder) plus the bitstream `Encoder`; the receiver side
+is the bitstream `Decoder` plus a `DecoderSession`. The packets between them are what a real link
+would carry, so their size is the call's bit rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..bitstream import Decoder, Encoder, read_stream
+from ..media import probe_fps, read_image, read_video, to_frames, write_video
+from ..pipeline import ViewEdit, encode_frames, images_to_batch
+from ..serving import codec
+from ..serving.session import FrameRequest
+from .remote import DEFAULT_URL, ClientError, DecoderSession, RemoteNetworks
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class Connection:
+    url: str = DEFAULT_URL
+    timeout: float | None = 60.0
+    verbose: bool = False
+
+    def networks(self) -> RemoteNetworks:
+        return RemoteNetworks(self.url, timeout=self.timeout, verbose=self.verbose)
+
+    def session(self, **kw) -> DecoderSession:
+        return DecoderSession(self.url, timeout=self.timeout, verbose=self.verbose, **kw)
+
+
+def encode(
+    conn: Connection, video: Path, out: Path, *, max_frames: int | None = None, target_kbps: float | None = None
+) -> Encoder:
+    """Video → motion_encoder over gRPC → packets → stream file; returns the encoder (for its stats)."""
+    networks = conn.networks()
+    try:
+        preset = networks.served_model().preset
+        return codec.encode_file(networks, video, out, preset=preset, max_frames=max_frames, target_kbps=target_kbps)
+    finally:
+        networks.close()
+
+
+def decode(conn: Connection, stream: Path, out: Path | None = None, *, view: ViewEdit | None = None) -> np.ndarray:
+    """Stream file → one decoder session over one gRPC stream → (T, S, S, 3) uint8 frames (+ MP4)."""
+    decoded = read_stream(stream)
+    with conn.session() as session:
+        futures = [session.send(r) for r in codec.frame_requests(decoded.frames, session.session_id, view=view)]
+        frames = to_frames(np.concatenate([f.result(conn.timeout) for f in futures]))
+    if out is not None:
+        write_video(out, frames, fps=float(decoded.header.fps))
+    return frames
+
+
+@dataclass
+class CallReport:
+    """What a call measured. Latency: from a frame's capture to its decoded frame at the receiver."""
+
+    frames: int
+    fps_target: float
+    fps_decoded: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    kbps: float  # packets on the link, source keyframe included
+    kbps_motion: float  # without the keyframe
+    keyframe_bytes: int
+    psnr_db: float  # decoded vs the sender's frames
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Receiver:
+    """Receiver side of a live call, on its own thread: packets from the link (a queue) → bitstream
+    decoder → decoder session; records each frame and its arrival time. A receiver that falls behind
+    never holds up the sender's capture."""
+
+    def __init__(self, session: DecoderSession, header, total: int):
+        self.session, self.total = session, total
+        self.decoder = Decoder(header)
+        self.link: queue.Queue[bytes | None] = queue.Queue()
+        self.frames: dict[int, np.ndarray] = {}
+        self.arrived: dict[int, float] = {}
+        self.failed: dict[int, BaseException] = {}
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="call-receiver", daemon=True)
+        self.thread.start()
+
+    def finish(self, timeout: float | None) -> None:
+        """End of the call's packets; waits until every frame is sent to the session."""
+        self.link.put(None)
+        self.thread.join(timeout)
+        if self.errors:
+            raise self.errors[0]
+
+    def _run(self) -> None:
+        try:
+            while (packet := self.link.get()) is not None:
+                self._send(self.decoder.push(packet))
+            self._send(self.decoder.flush(end_seq=self.total))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller by finish()
+            self.errors.append(err)
+
+    def _send(self, frames) -> None:
+        for frame in frames:
+            start = frame.keyframe is not None and not self.session.started
+            request = codec.frame_request(frame, self.session.session_id, start=start, end=frame.seq == self.total - 1)
+            self.session.send(request).add_done_callback(lambda fut, seq=frame.seq: self._done(seq, fut))
+
+    def _done(self, seq: int, future) -> None:
+        with self.lock:
+            if future.exception() is None:
+                self.frames[seq], self.arrived[seq] = future.result(), time.monotonic()
+            else:
+                self.failed[seq] = future.exception()
+
+    @property
+    def answered(self) -> int:
+        with self.lock:
+            return len(self.arrived) + len(self.failed)
+
+
+@dataclass
+class CallResult:
+    report: CallReport
+    frames: np.ndarray  # decoded (T, S, S, 3) uint8
+    stream: bytes  # header + every packet the link carried
+
+
+def call(
+    conn: Connection,
+    video: Path,
+    out_dir: Path | None = None,
+    *,
+    max_frames: int | None = None,
+    realtime: bool = True,
+    target_kbps: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CallResult:
+    """Sender and receiver of one call in one process, the sender paced at the clip's frame rate.
+    `out_dir` receives decoded.mp4, side_by_side.mp4 and stream.fcdc."""
+    networks = conn.networks()
+    served = networks.served_model()
+    frames = read_video(video, size=served.image_size, max_frames=max_frames)
+    fps = probe_fps(video)
+    header = codec.stream_header(served.preset, served.num_kp, served.image_size, fps)
+    encoder = Encoder(header, target_kbps=target_kbps)
+    captured: dict[int, float] = {}
+    packets = [header.to_bytes()]
+    with conn.session() as session:
+        rx = _Receiver(session, header, len(frames))
+        t0 = next_report = time.monotonic()
+        for n, frame in enumerate(frames):
+            if realtime:
+                time.sleep(max(0.0, t0 + n / fps - time.monotonic()))
+            captured[n] = time.monotonic()
+            motion = encode_frames(networks, images_to_batch(frame[None]))
+            if n == 0:
+                encoder.request_keyframe(frame)
+            packets.append(encoder.encode(codec.to_motions(motion)[0], round(n * header.frame_ms)))
+            rx.link.put(packets[-1])
+            if progress and time.monotonic() >= next_report:
+                next_report += 1.0
+                progress(_live_line(rx, captured, t0))
+        rx.finish(conn.timeout)
+        deadline = time.monotonic() + (conn.timeout or 600.0)
+        while rx.answered < len(frames) and time.monotonic() < deadline and not session.broken:
+            time.sleep(0.05)  # frames still decoding: keep reporting until they are all in
+            if progress and time.monotonic() >= next_report:
+                next_report += 1.0
+                progress(_live_line(rx, captured, t0))
+    networks.close()
+    if len(rx.frames) != len(frames):
+        first = next(iter(rx.failed.values()), "no response")
+        raise ClientError(f"{len(frames) - len(rx.frames)} of {len(frames)} frames failed to decode; first: {first}")
+    decoded = to_frames(np.concatenate([rx.frames[n] for n in range(len(frames))]))
+    latency = [1e3 * (rx.arrived[n] - captured[n]) for n in range(len(frames))]
+    report = CallReport(
+        frames=len(frames),
+        fps_target=fps,
+        fps_decoded=len(frames) / (max(rx.arrived.values()) - t0),
+        latency_ms_p50=statistics.median(latency),
+        latency_ms_p95=float(np.percentile(latency, 95)),
+        kbps=encoder.stats.kbps(),
+        kbps_motion=encoder.stats.kbps(keyframes=False),
+        keyframe_bytes=encoder.stats.keyframe_bytes,
+        psnr_db=psnr(decoded, frames),
+    )
+    if out_dir is not None:
+        report.outputs = _write_call(Path(out_dir), frames, decoded, fps, b"".join(packets))
+    return CallResult(report, decoded, b"".join(packets))
+
+
+def _live_line(rx: _Receiver, captured: dict[int, float], t0: float) -> str:
+    now = time.monotonic()
+    with rx.lock:
+        done = dict(rx.arrived)
+    recent = sum(1 for t in done.values() if t > now - 1.0)
+    lat = [1e3 * (t - captured[n]) for n, t in done.items()][-25:]
+    p50 = f"{statistics.median(lat):.0f} ms" if lat else "-"
+    return f"t={now - t0:5.1f}s  sent {len(captured):4d}  decoded {len(done):4d}  {recent:3d} fps  latency p50 {p50}"
+
+
+def _write_call(out_dir: Path, original: np.ndarray, decoded: np.ndarray, fps: float, stream: bytes) -> dict[str, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in ("decoded.mp4", "side_by_side.mp4", "stream.fcdc")}
+    write_video(paths["decoded.mp4"], decoded, fps=fps)
+    paths["stream.fcdc"].write_bytes(stream)
+    write_video(paths["side_by_side.mp4"], np.concatenate([original, decoded], axis=2), fps=fps)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 arrays (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def load_portrait(path: Path, size: int) -> np.ndarray:
+    """(S, S, 3) uint8 from an image file, or the first frame of a video."""
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        return read_image(path, size=size)
+    return read_video(path, size=size, max_frames=1)[0]
+
+
+def reenact(
+    conn: Connection, portrait: Path, driving: Path, out: Path | None = None, *, max_frames: int | None = None
+) -> np.ndarray:
+    """Motion transfer: the driver's motion since its first frame, applied to the portrait."""
+    networks = conn.networks()
+    served = networks.served_model()
+    source = images_to_batch(load_portrait(portrait, served.image_size)[None])
+    motion = encode_frames(networks, images_to_batch(read_video(driving, served.image_size, max_frames)))
+    networks.close()
+    with conn.session() as session:
+        sid = session.session_id
+        start = session.send(FrameRequest(sid, start=True, source_image=source))  # the server estimates its motion
+        futures = [
+            session.send(FrameRequest(sid, end=i == len(motion) - 1, motion=motion[i], relative=True))
+            for i in range(len(motion))
+        ]
+        start.result(conn.timeout)  # its error, if any, explains the frames' errors
+        frames = to_frames(np.concatenate([f.result(conn.timeout) for f in futures]))
+    if out is not None:
+        write_video(out, frames, fps=probe_fps(driving))
+    return frames
+
+
+def freeview(
+    conn: Connection,
+    portrait: Path,
+    out: Path | None = None,
+    *,
+    axes: tuple[str, ...] = ("yaw",),
+    amplitude: float = 30.0,
+    frames_per_axis: int = 50,
+    frontalise: bool = False,
+) -> np.ndarray:
+    """Receiver-side view change of a portrait: each axis swept 0 → +a → −a → 0 degrees (the others
+    kept as the portrait's, or zero with `frontalise`); with no axes, one frontalised frame."""
+    networks = conn.networks()
+    served = networks.served_model()
+    source = images_to_batch(load_portrait(portrait, served.image_size)[None])
+    motion = encode_frames(networks, source)
+    networks.close()
+    views = [ViewEdit(frontalise=frontalise)] if not axes else []
+    angles = amplitude * np.sin(np.linspace(0, 2 * np.pi, frames_per_axis))
+    for axis in axes:
+        index = ("yaw", "pitch", "roll").index(axis)
+        for angle in angles:
+            override = tuple(float(angle) if i == index else None for i in range(3))
+            views.append(ViewEdit(override=override, frontalise=frontalise))
+    with conn.session() as session:
+        sid = session.session_id
+        futures = [
+            session.send(
+                FrameRequest(
+                    sid,
+                    start=i == 0,
+                    end=i == len(views) - 1,
+                    view=view,
+                    motion=motion,
+                    source_image=source if i == 0 else None,
+                )
+            )
+            for i, view in enumerate(views)
+        ]
+        frames = to_frames(np.concatenate([f.result(conn.timeout) for f in futures]))
+    if out is not None:
+        write_video(out, frames, fps=25.0)
+    return frames

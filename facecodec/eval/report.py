@@ -1,0 +1,143 @@
+"""Evaluation outputs: `metrics.json`, `report.md`, matplotlib figures and side-by-side videos.
+
+JSON cannot hold NaN or inf: such values are written as null (NaN: no face found / model disabled;
+inf: PSNR of identical frames).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .compare import HIGHER_IS_BETTER, UNITS
+from .metrics import nanmean
+
+OUTPUTS = ("model", "baseline")
+LABELS = {"model": "codec", "baseline": "repeat source (baseline)"}
+
+
+@dataclass
+class ClipResult:
+    """One clip: per-frame metrics of the codec output and of the repeated-source baseline."""
+
+    name: str
+    path: str
+    fps: float
+    frames: int
+    kbps: float  # codec stream: keyframe + motion packets
+    motion_kbps: float
+    keyframe_bytes: int
+    faces: dict[str, int]  # frames with a face found: original, model, baseline
+    per_frame: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # output → metric → (T,)
+
+    @property
+    def baseline_kbps(self) -> float:
+        """The baseline sends the keyframe once and nothing else."""
+        return 8.0 * self.keyframe_bytes / (self.frames / self.fps) / 1000.0
+
+    def means(self, output: str) -> dict[str, float]:
+        out = {name: nanmean(values) for name, values in self.per_frame[output].items()}
+        out["kbps"] = self.kbps if output == "model" else self.baseline_kbps
+        out["motion_kbps"] = self.motion_kbps if output == "model" else 0.0
+        return out
+
+
+def mean_over_clips(results: list[ClipResult], output: str) -> dict[str, float]:
+    """Each clip weighs the same (mean of the per-clip means)."""
+    per_clip = [r.means(output) for r in results]
+    return {key: nanmean(np.array([m[key] for m in per_clip])) for key in per_clip[0]}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_finite_or_none(v) for v in obj.astype(np.float64).tolist()]
+    if isinstance(obj, (float, np.floating)):
+        return _finite_or_none(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(_jsonable(data), indent=1) + "\n")
+    return path
+
+
+def metrics_document(results: list[ClipResult], info: dict) -> dict:
+    """The content of metrics.json."""
+    clips = [
+        {
+            "name": r.name, "path": r.path, "frames": r.frames, "fps": r.fps, "faces_found": r.faces,
+            "kbps": r.kbps, "motion_kbps": r.motion_kbps, "keyframe_bytes": r.keyframe_bytes,
+            **{output: r.means(output) for output in OUTPUTS},
+            "per_frame": r.per_frame,
+        }
+        for r in results
+    ]
+    return {**info, "units": UNITS, "clips": clips, "mean": {o: mean_over_clips(results, o) for o in OUTPUTS}}
+
+
+def _fmt(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if math.isinf(value):
+        return "inf"
+    digits = {"psnr": 2, "ssim": 4, "akd": 2, "aed": 3, "pose_err": 2, "kbps": 2}.get(metric, 4)
+    return f"{value:.{digits}f}"
+
+
+def _table(results: list[ClipResult], names: list[str]) -> list[str]:
+    arrows = [f"{n} {'↑' if n in HIGHER_IS_BETTER else '↓'}" for n in names]
+    lines = ["| clip | frames | output | " + " | ".join(arrows) + " | kbit/s | motion kbit/s |",
+             "|" + "---|" * (len(names) + 5)]
+    rows = [(r.name, str(r.frames), r.means) for r in results]
+    rows.append(("**mean of clips**", str(sum(r.frames for r in results)), lambda o: mean_over_clips(results, o)))
+    for name, frames, means in rows:
+        for output in OUTPUTS:
+            m = means(output)
+            cells = [_fmt(m[n], n) for n in names] + [_fmt(m["kbps"], "kbps"), _fmt(m["motion_kbps"], "kbps")]
+            lines.append(f"| {name} | {frames} | {LABELS[output]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(path: Path, results: list[ClipResult], info: dict, names: list[str], figures: dict[str, str],
+                 extra: list[str] | None = None) -> Path:
+    """report.md: setup, the per-clip table (codec and baseline side by side), figures, notes."""
+    lines = [
+        "# facecodec evaluation: self-reenactment",
+        "",
+        f"- model: preset `{info['preset']}`, weights: {info['weights']}",
+        f"- clips: {len(results)} ({info['clips_from']}), at most {info['max_frames'] or 'all'} frames each, 256²",
+        "- source: each clip's first frame, sent as a WebP keyframe; every frame then decoded from the motion "
+        "packets by the in-process pipeline (eager PyTorch). kbit/s is the real stream: keyframe + packets "
+        "over the clip's duration (short clips make the one-off keyframe dominate); motion kbit/s: packets alone.",
+        "- baseline: the receiver shows the decoded keyframe for every frame (costs the keyframe only).",
+        "- metrics: PSNR and SSIM (Gaussian 11, σ 1.5) on RGB; LPIPS = shift-tolerant LPIPS (stlpips-pytorch "
+        "AlexNet and VGG weights); AKD = mean distance of the 478 MediaPipe landmarks; AED = distance of dlib "
+        "face-recognition embeddings (same person < 0.6); pose err = mean |Δ| of yaw, pitch, roll from "
+        "landmarks + solvePnP. AKD, AED and pose use only frames where both faces are found.",
+        "- means: per clip over its frames; the last rows average the clips with equal weight.",
+        "",
+        *_table(results, names),
+        "",
+        "Faces found (original / codec / baseline): "
+        + ", ".join(f"{r.name} {r.faces['original']}/{r.faces['model']}/{r.faces['baseline']}" for r in results),
+        "",
+    ]
+    for title, rel in figures.items():
+        lines += [f"## {title}", "", f"![{title}]({rel})", ""]
+    lines += extra or []
+    path.write_text("\n".join(lines) + "\n")
+    return path

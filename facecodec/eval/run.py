@@ -1,0 +1,156 @@
+"""`facecodec eval`: self-reenactment of clips (codec vs repeated-source baseline), optional free-view
+grid and motion transfer, written to a report folder.
+
+Folder layout: report.md, metrics.json, figures/*.png, videos/<clip>.mp4 (original | codec | error heat).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..media import probe_fps, read_image, read_video, write_video
+from ..pipeline import Networks
+from . import figures
+from .codec import self_reenact, transfer_motion
+from .compare import Evaluator
+from .freeview import evaluate_freeview, save_grid
+from .identity import SAME_PERSON_THRESHOLD
+from .metrics import identity_distance, nanmean
+from .report import ClipResult, metrics_document, write_json, write_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What runs: the networks, their preset and K, and a label of the weights for the report."""
+
+    networks: Networks
+    preset: str
+    num_kp: int
+    weights: str
+
+
+def validation_clips(manifest: Path) -> list[Path]:
+    """Clips of the validation identities of `facecodec.train.split` (paths beside the manifest)."""
+    from ..train.split import read_clips, split_identities
+
+    _, val_ids = split_identities(manifest)
+    wanted = set(val_ids)
+    return [manifest.parent / c.file for c in read_clips(manifest) if c.identity in wanted]
+
+
+def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
+                  video_dir: Path | None) -> ClipResult:
+    """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
+    original = read_video(path, max_frames=max_frames)
+    fps = probe_fps(path)
+    run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps)
+    faces = evaluator.analyse(original)
+    outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
+               "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame
+    result = ClipResult(
+        name=path.stem, path=str(path), fps=fps, frames=len(original), kbps=run.kbps,
+        motion_kbps=run.motion_kbps, keyframe_bytes=run.keyframe_bytes,
+        faces={"original": faces.faces_found, "model": outputs["model"][1].faces_found,
+               "baseline": outputs["baseline"][1].faces_found * len(original)},
+        per_frame=evaluator.compare(original, faces, outputs),
+    )
+    if video_dir is not None:
+        heat = figures.error_heat(original, run.frames)
+        write_video(video_dir / f"{path.stem}.mp4", figures.side_by_side(original, run.frames, heat), fps=fps)
+    codec, base = result.means("model"), result.means("baseline")
+    log.info("%s: %d frames, PSNR %.2f vs baseline %.2f dB, %.1f kbit/s", path.stem, len(original), codec["psnr"],
+             base["psnr"], run.kbps)
+    return result
+
+
+def evaluate_transfer(model: ModelInfo, portrait_path: Path, driver_path: Path, evaluator: Evaluator, out: Path,
+                      *, max_frames: int | None) -> dict:
+    """Motion transfer: the portrait driven by the driver clip (relative motion); per-frame AED of the
+    output to the portrait (identity kept) and to the driver frame (identity leaking)."""
+    portrait = read_image(portrait_path)
+    driver = read_video(driver_path, max_frames=max_frames)
+    output = transfer_motion(model.networks, portrait, driver)
+    faces_out = evaluator.analyse(output)
+    faces_portrait, faces_driver = evaluator.analyse(portrait[None]), evaluator.analyse(driver)
+    aed_portrait = identity_distance(faces_out.embedding, faces_portrait.embedding)
+    aed_driver = identity_distance(faces_out.embedding, faces_driver.embedding)
+    fps = probe_fps(driver_path)
+    write_video(out / "videos" / "transfer.mp4",
+                figures.side_by_side(np.repeat(portrait[None], len(driver), axis=0), driver, output), fps=fps)
+    figures.plot_transfer(out / "figures" / "transfer_aed.png", aed_portrait, aed_driver, SAME_PERSON_THRESHOLD)
+    return {
+        "portrait": str(portrait_path), "driver": str(driver_path), "frames": len(driver),
+        "aed_driver_to_portrait": float(identity_distance(faces_driver.embedding, faces_portrait.embedding).mean()),
+        "mean_aed_to_portrait": nanmean(aed_portrait), "mean_aed_to_driver": nanmean(aed_driver),
+        "per_frame": {"aed_to_portrait": aed_portrait, "aed_to_driver": aed_driver},
+    }
+
+
+def _transfer_lines(t: dict) -> list[str]:
+    return [
+        "## Motion transfer", "",
+        f"`{Path(t['portrait']).name}` driven by `{Path(t['driver']).name}` ({t['frames']} frames, relative "
+        f"motion). Mean AED of the output to the portrait {t['mean_aed_to_portrait']:.3f}, to the driver "
+        f"{t['mean_aed_to_driver']:.3f} (driver vs portrait themselves: {t['aed_driver_to_portrait']:.3f}; same "
+        f"person < {SAME_PERSON_THRESHOLD}). Video: `videos/transfer.mp4` (portrait | driver | output).", "",
+        "![motion transfer AED](figures/transfer_aed.png)", "",
+    ]
+
+
+def _freeview_lines(doc: dict) -> list[str]:
+    lines = ["## Free view", "", "![free-view grid](figures/freeview_grid.png)", "",
+             "| view | requested | measured yaw / pitch / roll | error | rel. error |", "|---|---|---|---|---|"]
+    for v in doc["views"]:
+        measured = " / ".join("n/a" if m is None or not np.isfinite(m) else f"{m:+.1f}" for m in v["measured"])
+        lines.append(f"| {v['label']} | {v['requested']:+.0f}° | {measured} | {v['abs_error']:.1f}° | "
+                     f"{v['rel_error']:.1f}° |")
+    lines += ["", f"Mean error {doc['mean_abs_error']:.1f}°, relative {doc['mean_rel_error']:.1f}° "
+              "(definitions: `facecodec.eval.freeview`).", ""]
+    return lines
+
+
+def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str, max_frames: int | None = None,
+             lpips_nets: tuple[str, ...] = ("alex", "vgg"), identity: bool = True, videos: bool = True,
+             freeview_image: Path | None = None, transfer: tuple[Path, Path] | None = None,
+             evaluator: Evaluator | None = None) -> dict:
+    """Evaluate `clips` and write the report folder `out`; returns the metrics.json document.
+
+    `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
+    `identity` are ignored).
+    """
+    if not clips:
+        raise ValueError("no clips to evaluate")
+    for sub in ("figures", "videos"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    owned = evaluator is None
+    evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
+    try:
+        results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, video_dir=out / "videos" if videos
+                                 else None) for p in clips]
+        info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames}
+        doc = metrics_document(results, info)
+        names = evaluator.metric_names
+        figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png"}
+        figures.plot_curves(out / figs["Per-frame curves"], results)
+        figures.plot_bars(out / figs["Means: codec vs baseline"], results, names)
+        extra: list[str] = []
+        if freeview_image is not None:
+            fv = evaluate_freeview(model.networks, read_image(freeview_image), evaluator.landmarker)
+            save_grid(out / "figures" / "freeview_grid.png", fv, title=f"free view, {model.preset}")
+            doc["freeview"] = {"image": str(freeview_image), **fv.to_dict()}
+            extra += _freeview_lines(doc["freeview"])
+        if transfer is not None:
+            doc["transfer"] = evaluate_transfer(model, *transfer, evaluator, out, max_frames=max_frames)
+            extra += _transfer_lines(doc["transfer"])
+    finally:
+        if owned:
+            evaluator.close()
+    write_json(out / "metrics.json", doc)
+    write_report(out / "report.md", results, info, names, figs, extra)
+    return doc

@@ -1,0 +1,179 @@
+"""facecodec operating points: a clip through sender → real bitstream → receiver, at one setting.
+
+The sender estimates every frame's motion once per clip (`sender_motion`); each setting then codes
+that motion with the bitstream `Encoder` (quantiser scale `qscale` or a `target_kbps`, keyframe =
+frame 0 as WebP at `keyframe_quality`), the `Decoder` parses the bytes, and the receiver renders
+every frame from the DECODED keyframe and the DECODED motion. Rates count the bytes of that stream:
+
+- `kbps`: everything — stream header, keyframe packet, motion packets (framing and CRC included) —
+  over the clip's duration, i.e. the keyframe amortised over this clip only;
+- `motion_kbps`: motion packets only (= `StreamStats.kbps(keyframes=False)`), the rate of a long
+  call once the keyframe is amortised away;
+- `keyframe_bytes`, `header_bytes`: the one-off costs, so any other call length can be computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..bitstream import DecodedStream, Encoder, Motion, StreamHeader, decode_stream, split_batch, stack_batch
+from ..bitstream.keyframe import DEFAULT_QUALITY
+from ..bitstream.quant import QSCALE_UNITY
+from ..eval.codec import render
+from ..pipeline import MotionBatch, Networks, Receiver, encode_frames, images_to_batch
+from .quality import LpipsPlan, QualityMeter
+
+
+@dataclass(frozen=True)
+class NeuralSetting:
+    """One facecodec operating point: fixed quantiser scale (or a rate target) and keyframe quality."""
+
+    qscale: int = QSCALE_UNITY
+    keyframe_quality: int = DEFAULT_QUALITY
+    target_kbps: float | None = None  # motion-rate target for the rate controller; overrides qscale
+
+    @property
+    def label(self) -> str:
+        motion = f"target {self.target_kbps:g} kbps" if self.target_kbps else f"q{self.qscale}"
+        return f"{motion}, kf{self.keyframe_quality}"
+
+    @classmethod
+    def from_label(cls, label: str) -> NeuralSetting:
+        """Inverse of `label` ('q24, kf90' or 'target 6 kbps, kf90')."""
+        motion, keyframe = label.split(", kf")
+        if motion.startswith("target "):
+            return cls(keyframe_quality=int(keyframe), target_kbps=float(motion.split()[1]))
+        return cls(int(motion[1:]), int(keyframe))
+
+
+DEFAULT_SETTING = NeuralSetting()
+# Keyframe quality dominates a short clip's rate, qscale the long-call (motion) rate: sweep both
+# around the default (qscale 24 = the base steps, WebP quality 90).
+DEFAULT_SWEEP = (
+    NeuralSetting(16, 90), DEFAULT_SETTING, NeuralSetting(32, 90), NeuralSetting(47, 90),
+    NeuralSetting(24, 75), NeuralSetting(24, 50),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class NeuralEncode:
+    """One clip at one setting: the receiver's frames and the stream's byte counts."""
+
+    setting: NeuralSetting
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    keyframe: np.ndarray  # (H, W, 3) uint8, the source image as the receiver decoded it
+    seconds: float
+    stream_bytes: int  # header + every packet, exactly what a file of the stream holds
+    header_bytes: int
+    keyframe_bytes: int
+    motion_bytes: int
+
+    @property
+    def kbps(self) -> float:
+        return 8.0 * self.stream_bytes / self.seconds / 1000.0
+
+    @property
+    def motion_kbps(self) -> float:
+        return 8.0 * self.motion_bytes / self.seconds / 1000.0
+
+    def call_kbps(self, call_seconds: float) -> float:
+        """Rate of a call of `call_seconds` with this clip's motion rate and one keyframe + header."""
+        return self.motion_kbps + 8.0 * (self.keyframe_bytes + self.header_bytes) / call_seconds / 1000.0
+
+
+def stream_header(frames: np.ndarray, fps: float, *, preset: str, num_kp: int) -> StreamHeader:
+    rate = Fraction(fps).limit_denominator(1001)
+    return StreamHeader(preset=preset, num_kp=num_kp, height=frames.shape[1], width=frames.shape[2],
+                        fps_num=rate.numerator, fps_den=rate.denominator)
+
+
+def sender_motion(networks: Networks, frames: np.ndarray, batch: int = 8) -> list[Motion]:
+    """The sender's motion of every frame (T, H, W, 3) uint8, unquantised."""
+    sent = encode_frames(networks, images_to_batch(frames), batch)
+    return split_batch(sent.rotation[:, 0], sent.rotation[:, 1], sent.rotation[:, 2], sent.translation,
+                       sent.expression)
+
+
+def transmit(header: StreamHeader, motions: list[Motion], source_image: np.ndarray,
+             setting: NeuralSetting) -> tuple[bytes, DecodedStream]:
+    """Code the keyframe + motion at `setting` and decode the bytes again: (stream bytes, decoded)."""
+    encoder = Encoder(header, qscale=setting.qscale, target_kbps=setting.target_kbps,
+                      keyframe_quality=setting.keyframe_quality)
+    encoder.request_keyframe(source_image)
+    chunks = [encoder.encode(m, round(n * header.frame_ms)) for n, m in enumerate(motions)]
+    data = header.to_bytes() + b"".join(chunks)
+    decoded = decode_stream(data)
+    if len(decoded.frames) != len(motions) or decoded.frames[0].keyframe is None or decoded.drops:
+        raise RuntimeError(f"bitstream round trip lost data: {len(decoded.frames)} of {len(motions)} frames, "
+                           f"drops {dict(decoded.drops)}")
+    return data, decoded
+
+
+def motion_batch(motions: list[Motion]) -> MotionBatch:
+    yaw, pitch, roll, t, exp = stack_batch(motions)
+    return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp)
+
+
+def receive(networks: Networks, keyframe: np.ndarray, motions: list[Motion], batch: int = 8) -> np.ndarray:
+    """Receiver frames (T, H, W, 3) uint8 from a keyframe image and per-frame motion (frame 0 = source)."""
+    received = motion_batch(motions)
+    receiver = Receiver(networks)
+    receiver.set_source(images_to_batch(keyframe[None]), received[0])
+    return render(receiver, received, batch=batch)
+
+
+def run_setting(networks: Networks, frames: np.ndarray, fps: float, motions: list[Motion], header: StreamHeader,
+                setting: NeuralSetting, batch: int = 8) -> NeuralEncode:
+    """One clip at one setting, through the real bitstream round trip and the receiver's networks."""
+    data, decoded = transmit(header, motions, frames[0], setting)
+    stats = decoded.stats
+    keyframe = decoded.frames[0].keyframe
+    out = receive(networks, keyframe, [f.motion for f in decoded.frames], batch)
+    header_bytes = len(header.to_bytes())
+    motion_bytes = stats.intra_bytes + stats.predicted_bytes
+    if header_bytes + stats.keyframe_bytes + motion_bytes != len(data):
+        raise RuntimeError("stream byte accounting does not add up")  # every packet is counted once
+    return NeuralEncode(setting, out, keyframe, len(frames) / fps, len(data), header_bytes, stats.keyframe_bytes,
+                        motion_bytes)
+
+
+@dataclass(frozen=True)
+class QuantisationEffect:
+    """Acceptance check 4: what keypoint quantisation alone costs at one setting.
+
+    quality: PSNR, SSIM and stLPIPS of the receiver's frames rendered from the decoded (quantised)
+    motion, measured against the frames rendered from the unquantised motion — same decoded
+    keyframe, same networks, so only the quantisation differs.
+    """
+
+    setting: NeuralSetting
+    quality: dict[str, float]
+    motion_kbps: float  # keypoint stream without the keyframe
+    kbps: float  # whole stream over the clip
+    frames: int
+
+    def to_json(self) -> dict:
+        return {"setting": self.setting.label, "quality_vs_unquantised": self.quality,
+                "motion_kbps": self.motion_kbps, "kbps": self.kbps, "frames": self.frames}
+
+
+def unquantised_gap(networks: Networks, encoded: NeuralEncode, motions: list[Motion], plan: LpipsPlan | None = None,
+                    *, lpips=None, batch: int = 8) -> QuantisationEffect:
+    """Compare a decode (`run_setting` output) with the render of the unquantised `motions`."""
+    exact = receive(networks, encoded.keyframe, motions, batch)
+    quality = QualityMeter(exact, plan, lpips=lpips).summary(encoded.frames)
+    return QuantisationEffect(encoded.setting, quality, encoded.motion_kbps, encoded.kbps, len(encoded.frames))
+
+
+def quantisation_effect(networks: Networks, frames: np.ndarray, fps: float, *, preset: str, num_kp: int,
+                        setting: NeuralSetting = DEFAULT_SETTING, plan: LpipsPlan | None = None,
+                        batch: int = 8) -> QuantisationEffect:
+    """LPIPS (and PSNR, SSIM) of the decode with quantised keypoints vs with unquantised keypoints,
+    same source; plus the keypoint stream's rate without the keyframe (acceptance check 4)."""
+    header = stream_header(frames, fps, preset=preset, num_kp=num_kp)
+    motions = sender_motion(networks, frames, batch)
+    encoded = run_setting(networks, frames, fps, motions, header, setting, batch)
+    return unquantised_gap(networks, encoded, motions, plan, batch=batch)

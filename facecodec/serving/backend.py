@@ -1,0 +1,161 @@
+"""Triton python-backend glue: the `model.py` files delegate here.
+
+Tensors are read by their io_spec names, one response is returned per request, and a request's
+error goes into its own response (the batch and the server carry on). `triton_python_backend_utils`
+exists only inside the backend stub, so it is imported when a model is constructed. The network
+models take their tensor names from their config (rendered from io_spec and checked against it by a
+test) and so never import torch: each stub process stays ~200 MB smaller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime import OrtRunner
+
+log = logging.getLogger(__name__)
+WARP_FILE = "warp_decoder.onnx"  # the decoder's own copy of the warp network, next to its model.py
+
+
+def _pb_utils():
+    import triton_python_backend_utils as pb_utils
+
+    return pb_utils
+
+
+class _Model:
+    """Config parsing and the response helpers shared by the two model kinds."""
+
+    def __init__(self, args: dict):
+        self.pb = _pb_utils()
+        self.name = args["model_name"]
+        self.version_dir = Path(args["model_repository"]) / args["model_version"]
+        config = json.loads(args["model_config"])
+        self.params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.input_names = [t["name"] for t in config["input"]]
+        self.output_names = [t["name"] for t in config["output"]]
+        logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {self.name} %(name)s: %(message)s")
+
+    def runner(self, filename: str) -> OrtRunner:
+        runner = OrtRunner(self.version_dir / filename, threads=int(self.params.get("ort_threads", 2)))
+        runner.activate()
+        return runner
+
+    def inputs(self, request, names) -> dict[str, np.ndarray | None]:
+        tensors = {n: self.pb.get_input_tensor_by_name(request, n) for n in names}
+        return {n: None if t is None else t.as_numpy() for n, t in tensors.items()}
+
+    def response(self, result: dict[str, np.ndarray] | Exception):
+        if isinstance(result, Exception):
+            return self.pb.InferenceResponse(error=self.pb.TritonError(f"{self.name}: {result}"))
+        tensors = [self.pb.Tensor(n, np.ascontiguousarray(result[n])) for n in self.output_names]
+        return self.pb.InferenceResponse(output_tensors=tensors)
+
+
+class NetworkModel(_Model):
+    """One served network on ONNX Runtime: the dynamic batch is concatenated into one run and split
+    back per request."""
+
+    def __init__(self, args: dict):
+        super().__init__(args)
+        self.ort = self.runner("model.onnx")
+
+    def execute(self, requests: list) -> list:
+        feeds = [self.inputs(r, self.input_names) for r in requests]
+        sizes = [len(f[self.input_names[0]]) for f in feeds]
+        try:
+            out = self.ort.infer({n: np.concatenate([f[n] for f in feeds]) for n in self.input_names})
+        except Exception as err:  # noqa: BLE001 - reported to every request of the failed run
+            return [self.response(err) for _ in requests]
+        bounds = np.cumsum([0, *sizes])
+        return [
+            self.response({n: v[a:b] for n, v in out.items()}) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def finalize(self) -> None:
+        self.ort.deactivate()
+
+
+class DecoderModel(_Model):
+    """The stateful call session: f_s stays where the decoding runs (`SessionStore`).
+
+    On CPU the warp network runs here on ONNX Runtime and the once-per-call networks
+    (appearance_encoder, and motion_encoder when START carries no motion) are reached by BLS. On a
+    GPU instance (the GPU repository shares this model) every network is a BLS call and the source
+    tensors stay on the device (`gpu.gpu_session_parts`).
+    """
+
+    def __init__(self, args: dict):
+        from .configs import CONTROLS, CORRID
+        from .session import HostArrays, SessionStore
+
+        super().__init__(args)
+        if args.get("model_instance_kind") == "GPU":
+            from .gpu import gpu_session_parts
+
+            networks, arrays = gpu_session_parts(self.pb, int(args["model_instance_device_id"]))
+        else:
+            local = (
+                {} if self.params.get("warp_in_decoder") == "false" else {"warp_decoder": self.runner(WARP_FILE).infer}
+            )
+            networks, arrays = RoutedNetworks(local, fallback=BlsNetworks(self.pb)), HostArrays()
+        self.store = SessionStore(
+            networks,
+            arrays=arrays,
+            max_sessions=int(self.params["max_sessions"]),
+            idle_s=float(self.params["session_idle_s"]),
+        )
+        self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
+
+    def execute(self, requests: list) -> list:
+        from .session import FrameRequest
+
+        frames = []
+        for request in requests:
+            try:
+                frames.append(FrameRequest.from_tensors(self.inputs(request, self.tensor_names)))
+            except Exception as err:  # noqa: BLE001 - a malformed request fails alone
+                frames.append(err)
+        try:
+            results = self.store.decode(frames)
+        except Exception as err:  # noqa: BLE001 - last resort: answer every request rather than raise
+            log.exception("decoder batch failed")
+            results = [err] * len(frames)
+        return [self.response(r if isinstance(r, Exception) else {"output_image": r}) for r in results]
+
+    def finalize(self) -> None:
+        log.info("decoder finalised with %d live sessions", len(self.store))
+        self.store.sessions.clear()
+
+
+class RoutedNetworks:
+    """`Networks` callable that runs some networks locally and the rest through `fallback`."""
+
+    def __init__(self, local: dict, fallback):
+        self.local, self.fallback = local, fallback
+
+    def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.local[name](feeds) if name in self.local else self.fallback(name, feeds)
+
+
+class BlsNetworks:
+    """`Networks` callable over Business Logic Scripting: a request to another model of this server."""
+
+    def __init__(self, pb_utils):
+        self.pb = pb_utils
+
+    def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from .. import io_spec
+
+        spec = io_spec.NETWORKS[name]
+        inputs = [self.pb.Tensor(n, np.ascontiguousarray(feeds[n], np.float32)) for n in spec.input_names]
+        request = self.pb.InferenceRequest(model_name=name, requested_output_names=spec.output_names, inputs=inputs)
+        response = request.exec()
+        if response.has_error():
+            raise RuntimeError(f"BLS request to {name} failed: {response.error().message()}")
+        # copies: the response's memory belongs to the backend, the session keeps these for the call
+        return {n: np.array(self.pb.get_output_tensor_by_name(response, n).as_numpy()) for n in spec.output_names}

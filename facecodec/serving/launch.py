@@ -1,0 +1,79 @@
+"""Serving a repository: ONNX files put in place (exported if missing or stale), configs checked,
+then a `TritonServer`. `make serve` and `make demo` run this through `python -m facecodec.serving`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import configs, repository
+from .server import TritonServer
+from .settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def prepared_repository(
+    template: Path,
+    onnx_dir: Path,
+    settings: ServingSettings,
+    *,
+    weights: Path | None = None,
+    checkpoint: Path | None = None,
+) -> Iterator[Path]:
+    """The repository to serve: `template` itself with the default settings (its committed configs
+    must match their rendering), else a temporary copy rendered for `settings`."""
+    repository.ensure_export(onnx_dir, settings.preset, weights=weights, checkpoint=checkpoint)
+    if settings == ServingSettings():
+        problems = configs.check(template, settings)
+        if problems:
+            raise ValueError(
+                "committed configs differ from io_spec; run `python -m facecodec.serving.configs "
+                "--write`:\n  " + "\n  ".join(problems)
+            )
+        repository.install(onnx_dir, template)
+        yield Path(template)
+        return
+    with tempfile.TemporaryDirectory(prefix="facecodec-repo-") as tmp:
+        yield repository.stage(template, Path(tmp), onnx_dir, settings)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a foreground `serve` the way Ctrl-C does, so the server is stopped in order."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def status_lines(server: TritonServer) -> list[str]:
+    """What a started server offers; each line was checked by `wait_ready`."""
+    return [
+        f"gRPC     {server.grpc_url}",
+        f"HTTP     {server.http_url}  (health: /v2/health/ready)",
+        f"metrics  {server.metrics_url}",
+        "models   " + ", ".join(f"{m} (ready)" for m in server.models),
+        f"log      {server.log_path}",
+    ]
+
+
+def serve_forever(server: TritonServer) -> int:
+    """Block until Ctrl-C/SIGTERM (then stop the server in order) or until the server dies."""
+    with sigterm_as_interrupt():
+        try:
+            code = server.process.wait()
+        except KeyboardInterrupt:
+            log.info("stopping tritonserver")
+            return server.stop() or 0
+    raise RuntimeError(f"tritonserver exited with code {code}\n{server.log_tail()}")

@@ -1,0 +1,55 @@
+"""Runtime settings of the served model repository, in one dataclass that also produces the CLI flags.
+
+Architecture sizes come from the preset (versioned with the weights); everything here is how the
+networks are served: instances, batching, the call-session limits, and ORT threads per instance.
+The committed `model_repository/*/config.pbtxt` files are these defaults rendered for `lite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    preset: str = "lite"
+    network_instances: int = 1  # instances of motion_encoder / appearance_encoder / warp_decoder
+    decoder_instances: int = 1  # instances of the session model; sessions are sticky to one
+    max_batch_size: int = 8
+    queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch
+    max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
+    session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
+    ort_threads: int = 2  # ONNX Runtime intra-op threads per model instance
+    warp_in_decoder: bool = True  # False: warp_decoder by BLS per frame batch, f_s copied each time (measurement)
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+                raise ValueError(f"serving setting {field.name} must be positive, got {value}")
+
+    @property
+    def max_candidate_sequences(self) -> int:
+        """Sequences the `oldest` batcher tracks per instance. Above the session cap so that the cap's
+        START reaches the model and gets a clear error instead of waiting in the scheduler's backlog."""
+        return 2 * self.max_sessions
+
+    def with_(self, **changes) -> "ServingSettings":
+        return dataclasses.replace(self, **changes)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One `--flag` per setting, defaults from the dataclass."""
+    group = parser.add_argument_group("serving settings")
+    for field in dataclasses.fields(ServingSettings):
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            group.add_argument(flag, type=type(field.default), default=field.default, help=f"(default {field.default})")
+
+
+def from_arguments(args: argparse.Namespace) -> ServingSettings:
+    return ServingSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServingSettings)})

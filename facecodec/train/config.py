@@ -1,0 +1,54 @@
+"""Typed training configuration: loss weights and run settings (architecture lives in the preset)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the self-supervised losses (face-vid2vid §3.3, sized for a CPU budget).
+
+    The paper also trains a multi-scale patch GAN with feature matching; on two CPU cores its
+    cost (a second network, twice the generator passes) buys less than more steps, so it is off.
+    """
+
+    perceptual: float = 1.0  # per scale, normalised AlexNet (stLPIPS) features
+    perceptual_scales: tuple[float, ...] = (0.5, 0.25)  # of the 256² image; full res costs 2× the model
+    pixel_l1: float = 1.0  # 256², keeps colours right where features are blind
+    warp_l1: float = 1.0  # the flow-warped source alone vs driving at 64²: a direct signal for motion
+    equivariance: float = 10.0  # keypoints follow a random affine warp of the driving frame (x, y)
+    keypoint_prior: float = 1.0  # pairwise-distance hinge (D_t) + mean depth target (z_t)
+    keypoint_min_distance: float = 0.1  # D_t (squared distance)
+    keypoint_depth: float = 0.33  # z_t
+    head_pose: float = 0.05  # per degree of |yaw|+|pitch|+|roll| error vs the landmark pseudo-labels
+    expression: float = 1.0  # L1 on δ: expression is a small residual of the rigid motion
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "lite"
+    sources_per_batch: int = 2
+    drivings_per_source: int = 4  # the source side (f_s, x_c) is computed once per group
+    lr: float = 5e-4  # a CPU budget is a few hundred steps: higher than the paper's 2e-4
+    head_lr_scale: float = 0.1  # pose/t/δ output layers (`forward.parameter_groups`)
+    betas: tuple[float, float] = (0.5, 0.999)
+    grad_clip: float = 1.0
+    frame_stride: int = 2  # cache every 2nd frame (12.5 fps): neighbours are near-duplicates
+    blend_init_bias: float = 3.0  # start with the blend mask ≈ 0.95 on the warped source (≈ the baseline)
+    equivariance_max_rotation: float = 10.0  # degrees
+    equivariance_max_scale: float = 0.1
+    equivariance_max_shift: float = 0.1  # normalised coordinates
+    checkpoint_minutes: float = 4.0
+    sample_every: int = 25
+    log_every: int = 5
+    validate_every: int = 50
+    validation_pairs: int = 32
+    seed: int = 0
+    threads: int = 1  # see `--threads`: on a loaded 2-core machine 2 threads stall on each other
+    losses: LossWeights = field(default_factory=LossWeights)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -1,0 +1,264 @@
+"""export/engines.py without TensorRT: sources, profiles, stripping, trtexec command lines, stamps, and
+the trtexec build path driven end to end by a stand-in trtexec."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import stat
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import helper
+
+from export import engines
+from facecodec import io_spec, plugin_spec
+from facecodec.presets import get_preset
+from facecodec.serving.settings import ServingSettings
+
+LITE = ServingSettings()
+
+
+def test_imports_without_tensorrt():
+    for name in ("export.engines", "export.compare", "facecodec.serving.gpu"):
+        importlib.import_module(name)
+    assert "tensorrt" not in sys.modules and "polygraphy" not in sys.modules
+
+
+def test_each_network_is_built_from_its_export_and_warp_decoder_from_the_plugin_variant(tmp_path):
+    jobs = {j.name: j for j in engines.engine_jobs(tmp_path / "onnx", tmp_path / "repo", tmp_path / "work", LITE)}
+    assert set(jobs) == set(io_spec.NETWORKS)
+    assert jobs["motion_encoder"].parse_path == tmp_path / "onnx" / "motion_encoder.onnx"
+    assert jobs["appearance_encoder"].parse_path == tmp_path / "onnx" / "appearance_encoder.onnx"
+    warp = jobs["warp_decoder"]
+    assert warp.onnx == tmp_path / "onnx" / "warp_decoder_trt.onnx" and warp.plugin
+    assert warp.parse_path == tmp_path / "work" / "warp_decoder_trt.plugin.onnx"
+    assert not jobs["motion_encoder"].plugin and not jobs["appearance_encoder"].plugin
+    for name, job in jobs.items():
+        assert job.plan == tmp_path / "repo" / name / "1" / "model.plan"
+        assert job.stamp_path == tmp_path / "repo" / name / "1" / "engine.json"
+
+
+@pytest.mark.parametrize("settings", [LITE, ServingSettings(preset="vox256", max_batch_size=16)], ids=["lite", "vox256"])
+def test_profiles_cover_every_batch_the_config_allows_with_io_spec_shapes(settings):
+    cfg = get_preset(settings.preset)
+    top = settings.max_batch_size
+    for name, spec in io_spec.NETWORKS.items():
+        shapes = engines.profile_shapes(name, settings)
+        assert list(shapes) == spec.input_names
+        for t in spec.inputs:
+            lo, opt, hi = shapes[t.name]
+            assert lo == (1, *t.resolve(cfg)) and opt == (top, *t.resolve(cfg)) and hi == (top, *t.resolve(cfg))
+    c, d, h, w = cfg.feature_shape
+    assert engines.profile_shapes("warp_decoder", settings)["source_features"][2] == (top, c, d, h, w)
+
+
+def test_opt_batch_can_be_chosen_inside_the_served_range():
+    shapes = engines.profile_shapes("motion_encoder", LITE, opt=4)["image"]
+    assert shapes == ((1, 3, 256, 256), (4, 3, 256, 256), (8, 3, 256, 256))
+    for bad in (0, LITE.max_batch_size + 1):
+        with pytest.raises(ValueError, match="outside the served range"):
+            engines.profile_shapes("motion_encoder", LITE, opt=bad)
+
+
+def _plugin_nodes(model):
+    return [n for n in model.graph.node if n.domain == plugin_spec.ONNX_DOMAIN and n.op_type == plugin_spec.PLUGIN_NAME]
+
+
+def test_stripping_removes_the_local_function_and_keeps_the_plugin_nodes(plugin_model):
+    assert [f.name for f in plugin_model.functions] == [plugin_spec.PLUGIN_NAME]
+    stripped = engines.strip_plugin_functions(plugin_model)
+    assert list(stripped.functions) == []
+    (node,) = _plugin_nodes(stripped)
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs == {k: v.encode() if isinstance(v, str) else v for k, v in plugin_spec.ATTRIBUTES.items()}
+    assert (list(node.input), list(node.output)) == (["X", "grid"], ["Y"])
+    # the rest of the model is untouched, and the input model is not modified
+    assert stripped.graph.input == plugin_model.graph.input and stripped.graph.output == plugin_model.graph.output
+    assert {(o.domain, o.version) for o in stripped.opset_import} == {(o.domain, o.version) for o in plugin_model.opset_import}
+    assert len(plugin_model.functions) == 1
+    onnx.checker.check_model(stripped)
+
+
+def test_stripping_refuses_graphs_it_does_not_understand(plugin_model):
+    from tests.export.conftest import grid_sample_model
+
+    with pytest.raises(ValueError, match="no GridSample3D nodes"):
+        engines.strip_plugin_functions(grid_sample_model())
+    with pytest.raises(ValueError, match="already stripped"):
+        engines.strip_plugin_functions(engines.strip_plugin_functions(plugin_model))
+    broken = onnx.ModelProto()
+    broken.CopyFrom(plugin_model)
+    node = _plugin_nodes(broken)[0]
+    kept = [a for a in node.attribute if a.name != "plugin_version"]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+    with pytest.raises(ValueError, match="plugin_version"):
+        engines.strip_plugin_functions(broken)
+
+
+def test_prepare_writes_the_stripped_file_tensorrt_parses(onnx_dir, tmp_path):
+    jobs = {j.name: j for j in engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "work", LITE)}
+    assert engines.prepare(jobs["motion_encoder"]) == onnx_dir / "motion_encoder.onnx"
+    parsed = onnx.load(str(engines.prepare(jobs["warp_decoder"])))
+    assert not parsed.functions and len(_plugin_nodes(parsed)) == 1
+    with pytest.raises(FileNotFoundError, match="export first"):
+        engines.prepare(engines.engine_jobs(tmp_path / "none", tmp_path, tmp_path, LITE, models=["motion_encoder"])[0])
+
+
+def _options(tmp_path, **kw):
+    return engines.BuildOptions(timing_cache=tmp_path / "t.cache", plugin=Path("/opt/lib/libfacecodec_plugins.so"), **kw)
+
+
+def test_trtexec_command_lines(tmp_path):
+    jobs = {j.name: j for j in engines.engine_jobs(tmp_path / "onnx", tmp_path / "repo", tmp_path / "w", LITE)}
+    warp = engines.trtexec_command(jobs["warp_decoder"], _options(tmp_path), "trtexec")
+    feats = "source_features:{}x16x8x64x64"
+    assert warp == [
+        "trtexec",
+        f"--onnx={tmp_path}/w/warp_decoder_trt.plugin.onnx",
+        f"--saveEngine={tmp_path}/repo/warp_decoder/1/model.plan",
+        "--minShapes=source_image:1x3x256x256," + feats.format(1) + ",kp_source:1x15x3,kp_driving:1x15x3",
+        "--optShapes=source_image:8x3x256x256," + feats.format(8) + ",kp_source:8x15x3,kp_driving:8x15x3",
+        "--maxShapes=source_image:8x3x256x256," + feats.format(8) + ",kp_source:8x15x3,kp_driving:8x15x3",
+        "--fp16",
+        "--memPoolSize=workspace:2048M",
+        f"--timingCacheFile={tmp_path}/t.cache",
+        "--staticPlugins=/opt/lib/libfacecodec_plugins.so",
+        "--skipInference",
+    ]
+    motion = engines.trtexec_command(jobs["motion_encoder"], _options(tmp_path, fp16=False, workspace_mib=512))
+    assert f"--onnx={tmp_path}/onnx/motion_encoder.onnx" in motion
+    assert "--fp16" not in motion and "--memPoolSize=workspace:512M" in motion
+    assert not any(a.startswith("--staticPlugins") for a in motion)
+
+
+def test_print_trtexec_needs_no_tensorrt(onnx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FACECODEC_PLUGIN_LIB", "/opt/facecodec/lib/libfacecodec_plugins.so")
+    rc = engines.main(["--onnx-dir", str(onnx_dir), "--repository", str(tmp_path / "repo"),
+                       "--work-dir", str(tmp_path / "w"), "--print-trtexec", "--max-batch-size", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    commands = [line for line in out.splitlines() if line.startswith("trtexec ")]
+    assert len(commands) == 3 and all("--maxShapes=" in c and "x" in c for c in commands)
+    assert "--staticPlugins=/opt/facecodec/lib/libfacecodec_plugins.so" in commands[2]
+    assert ":4x3x256x256" in commands[0]
+    assert (tmp_path / "w" / "warp_decoder_trt.plugin.onnx").is_file()
+    assert not (tmp_path / "repo").exists()  # nothing built
+
+
+@pytest.mark.parametrize("banner, version", [
+    ("&&&& RUNNING TensorRT.trtexec [TensorRT v101100] # trtexec --help", "10.11.0"),
+    ("&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec", "10.3.0"),
+    ("&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec", "8.6.1"),
+    ("usage: trtexec", None),
+])
+def test_trtexec_banner_version(banner, version):
+    assert engines.parse_trtexec_version(banner) == version
+
+
+def test_gpu_query_parsing():
+    assert engines.parse_gpu_query("NVIDIA H100 80GB HBM3, 9.0\nNVIDIA H100 80GB HBM3, 9.0\n") == ("NVIDIA H100 80GB HBM3", "9.0")
+    assert engines.parse_gpu_query("") is None
+
+
+def test_plugin_library_comes_from_the_argument_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("FACECODEC_PLUGIN_LIB", raising=False)
+    with pytest.raises(FileNotFoundError, match="FACECODEC_PLUGIN_LIB"):
+        engines.load_plugin()
+    monkeypatch.setenv("FACECODEC_PLUGIN_LIB", str(tmp_path / "missing.so"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        engines.load_plugin()
+
+
+FAKE_TRTEXEC = """#!/bin/sh
+# stands in for trtexec: banner, one log line per call, and the engine file it was asked for
+echo "&&&& RUNNING TensorRT.trtexec [TensorRT v101100] # trtexec $*"
+[ "$1" = "--help" ] && exit 0
+for arg in "$@"; do
+  case "$arg" in
+    --saveEngine=*) printf 'plan' > "${arg#--saveEngine=}" ;;
+    --onnx=*) test -f "${arg#--onnx=}" || exit 3 ;;
+  esac
+done
+echo "$*" >> "$(dirname "$0")/calls.log"
+"""
+
+
+@pytest.fixture
+def fake_trtexec(tmp_path, monkeypatch):
+    path = tmp_path / "bin" / "trtexec"
+    path.parent.mkdir()
+    path.write_text(FAKE_TRTEXEC)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(engines, "gpu_identity", lambda: ("NVIDIA L4", "8.9"))
+    monkeypatch.delenv("TRT_VERSION", raising=False)
+    return path
+
+
+def _calls(fake_trtexec) -> list[str]:
+    log = fake_trtexec.parent / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_trtexec_builds_stamps_and_rebuilds_only_what_changed(onnx_dir, tmp_path, fake_trtexec, monkeypatch):
+    plugin = tmp_path / "libfacecodec_plugins.so"
+    plugin.write_bytes(b"not really a library")
+    jobs = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE)
+    options = engines.BuildOptions(tmp_path / "w" / "timing.cache", plugin)
+    build = lambda: engines.build(jobs, options, builder="trtexec", trtexec=str(fake_trtexec), if_stale=True)  # noqa: E731
+
+    assert build().built == list(engines.SOURCES)
+    assert len(_calls(fake_trtexec)) == 3
+    for job in jobs:
+        assert job.plan.read_bytes() == b"plan" and not job.plan.with_name("model.plan.tmp").exists()
+        stamp = json.loads(job.stamp_path.read_text())
+        assert stamp["gpu"] == "NVIDIA L4" and stamp["compute_capability"] == "8.9" and stamp["tensorrt"] == "10.11.0"
+        assert stamp["precision"] == "fp16" and stamp["shapes"] == {k: [list(s) for s in v] for k, v in job.shapes.items()}
+    assert "--staticPlugins=" + str(plugin) in _calls(fake_trtexec)[2]
+
+    report = build()
+    assert report.built == [] and report.current == list(engines.SOURCES)
+
+    onnx.save(onnx.load(str(onnx_dir / "warp_decoder_trt.onnx")), str(onnx_dir / "warp_decoder_trt.onnx"))
+    plugin.write_bytes(b"a rebuilt library")
+    assert build().built == ["warp_decoder"]  # the plugin changed
+
+    monkeypatch.setenv("TRT_VERSION", "10.13.3.9")
+    assert build().built == list(engines.SOURCES)  # another TensorRT: every plan
+
+
+def test_a_new_gpu_rebuilds_and_drops_the_timing_cache(onnx_dir, tmp_path, fake_trtexec, monkeypatch):
+    jobs = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE, models=["motion_encoder"])
+    cache = tmp_path / "w" / "timing.cache"
+    options = engines.BuildOptions(cache)
+    engines.build(jobs, options, builder="trtexec", trtexec=str(fake_trtexec), if_stale=True)
+    cache.write_bytes(b"timings of an L4")
+    monkeypatch.setattr(engines, "gpu_identity", lambda: ("NVIDIA H100 80GB HBM3", "9.0"))
+    assert engines.build(jobs, options, builder="trtexec", trtexec=str(fake_trtexec), if_stale=True).built == ["motion_encoder"]
+    assert not cache.exists()
+
+
+def test_without_a_known_gpu_every_start_rebuilds(onnx_dir, tmp_path, fake_trtexec, monkeypatch):
+    monkeypatch.setattr(engines, "gpu_identity", lambda: ("unknown", "unknown"))
+    jobs = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE, models=["appearance_encoder"])
+    options = engines.BuildOptions(tmp_path / "w" / "timing.cache")
+    for _ in range(2):
+        assert engines.build(jobs, options, builder="trtexec", trtexec=str(fake_trtexec), if_stale=True).built
+
+
+def test_a_failing_trtexec_leaves_no_plan(onnx_dir, tmp_path, fake_trtexec):
+    fake_trtexec.write_text("#!/bin/sh\necho 'Error: parser failed'\nexit 1\n")
+    jobs = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE, models=["motion_encoder"])
+    with pytest.raises(RuntimeError, match="trtexec failed with exit code 1"):
+        engines.build(jobs, engines.BuildOptions(tmp_path / "c"), builder="trtexec", trtexec=str(fake_trtexec))
+    assert not jobs[0].plan.exists() and not jobs[0].stamp_path.exists()
+
+
+def test_no_builder_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match="neither TensorRT's Python package nor trtexec"):
+        engines.resolve_builder("auto", None)
+    assert engines.resolve_builder("auto", "/usr/bin/trtexec") == "trtexec"

@@ -54,11 +54,15 @@ class Runner:
 
 
 class OrtRunner(Runner):
-    """ONNX Runtime on CPU with a fixed number of intra-op threads."""
+    """ONNX Runtime on CPU with a fixed number of intra-op threads.
 
-    def __init__(self, path: str | Path, threads: int = 2):
+    Intra-op threads busy-wait between ops by default; `spin=False` makes them sleep instead, which
+    matters when several processes (Triton stubs, a trainer) share a few cores.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True):
         super().__init__()
-        self.path, self.threads = Path(path), threads
+        self.path, self.threads, self.spin = Path(path), threads, spin
         self.session = None
 
     def _activate_impl(self) -> None:
@@ -68,6 +72,7 @@ class OrtRunner(Runner):
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

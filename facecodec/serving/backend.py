@@ -41,7 +41,8 @@ class _Model:
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {self.name} %(name)s: %(message)s")
 
     def runner(self, filename: str) -> OrtRunner:
-        runner = OrtRunner(self.version_dir / filename, threads=int(self.params.get("ort_threads", 2)))
+        # no spinning: several stub processes share the cores, and a spinning thread starves them
+        runner = OrtRunner(self.version_dir / filename, threads=int(self.params.get("ort_threads", 2)), spin=False)
         runner.activate()
         return runner
 

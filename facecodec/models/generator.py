@@ -67,8 +67,13 @@ class Generator(nn.Module):
 
 
 def _resize_flow(flow: torch.Tensor, size) -> torch.Tensor:
-    """(B, D, h, w, 3) → (B, *size, 3), trilinear per component (the reference's deform_input)."""
-    out = F.interpolate(flow.permute(0, 4, 1, 2, 3), size=size, mode="trilinear")
+    """(B, D, h, w, 3) → (B, *size, 3), trilinear per component.
+
+    align_corners=True because a flow is a coordinate grid with endpoints exactly ±1: resizing it
+    so keeps the identity flow exact (with False it becomes a ~3 % zoom). The reference resizes with
+    False here but never at 256² (vox256 estimates the flow at f_s's own size), so nothing differs.
+    """
+    out = F.interpolate(flow.permute(0, 4, 1, 2, 3), size=size, mode="trilinear", align_corners=True)
     return out.permute(0, 2, 3, 4, 1)
 
 

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from ..models import FaceVid2Vid, ModelConfig
 from ..presets import get_preset
-from . import flow_fix
 from .config import TrainConfig
 from .data import PairBatch, PairSampler, load_clips
 from .forward import apply_affine_image, init_for_training, parameter_groups, random_affine, run_model
@@ -167,7 +166,6 @@ class _Stop:
 def train(cfg: TrainConfig, paths: RunPaths, steps: int, resume: bool = False, device: str = "cpu") -> State:
     """Train until `steps` total steps (or a stop signal); returns the final state."""
     torch.set_num_threads(cfg.threads)
-    flow_fix.apply()
     train_clips, val_clips, poses = prepare_run(cfg, paths)
     state = build_state(cfg)
     if resume and paths.checkpoint.is_file():

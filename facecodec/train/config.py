@@ -24,6 +24,8 @@ class LossWeights:
     keypoint_min_distance: float = 0.1  # D_t (squared distance)
     keypoint_depth: float = 0.33  # z_t
     head_pose: float = 0.05  # per degree of |yaw|+|pitch|+|roll| error vs the landmark pseudo-labels
+    head_pose_bins: float = 0.1  # cross-entropy of the 3° pose bins vs the same labels
+    landmark_flow: float = 10.0  # flow at driving landmarks → source landmarks (L1, normalised units)
     expression: float = 1.0  # L1 on δ: expression is a small residual of the rigid motion
 
 
@@ -33,7 +35,8 @@ class TrainConfig:
     sources_per_batch: int = 2
     drivings_per_source: int = 4  # the source side (f_s, x_c) is computed once per group
     lr: float = 5e-4  # a CPU budget is a few hundred steps: higher than the paper's 2e-4
-    head_lr_scale: float = 0.1  # pose/t/δ output layers (`forward.parameter_groups`)
+    head_lr_scale: float = 0.3  # t/δ output layers (`forward.parameter_groups`)
+    warmup_steps: int = 50  # linear lr ramp at the start of a run (fresh optimiser)
     betas: tuple[float, float] = (0.5, 0.999)
     grad_clip: float = 1.0
     frame_stride: int = 2  # cache every 2nd frame (12.5 fps): neighbours are near-duplicates

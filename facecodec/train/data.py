@@ -63,6 +63,7 @@ class PairBatch:
     clip_ids: np.ndarray
     frame_ids: np.ndarray
     pose_labels: torch.Tensor | None = None  # (B + B·N, 3) degrees: sources, then drivings; NaN = no face
+    landmarks: torch.Tensor | None = None  # (B, 1 + N, L, 2) normalised (x, y) in [-1, 1]; NaN = no face
 
 
 class PairSampler:
@@ -73,9 +74,11 @@ class PairSampler:
     """
 
     def __init__(self, clips: list[ClipFrames], drivings_per_source: int, rng: np.random.Generator,
-                 augment: bool = True, poses: list[np.ndarray] | None = None):
+                 augment: bool = True, poses: list[np.ndarray] | None = None,
+                 landmarks: list[np.ndarray] | None = None):
         self.clips = clips
         self.poses = poses
+        self.landmarks = landmarks  # per clip (T, L, 2) pixels
         lengths = np.array([len(c.frames) for c in clips], dtype=np.float64)
         self.weights = lengths / lengths.sum()
         self.n = drivings_per_source
@@ -84,7 +87,7 @@ class PairSampler:
 
     def sample(self, batch: int) -> PairBatch:
         clip_ids = self.rng.choice(len(self.clips), size=batch, p=self.weights)
-        groups, index, poses = [], [], []
+        groups, index, poses, points = [], [], [], []
         for cid in clip_ids:
             frames = self.clips[cid].frames
             idx = self.rng.choice(len(frames), size=1 + self.n, replace=len(frames) < 1 + self.n)
@@ -99,12 +102,20 @@ class PairSampler:
                 if flipped:  # a mirror negates yaw and roll, keeps pitch
                     pose[:, [0, 2]] *= -1
                 poses.append(pose)
+            if self.landmarks is not None:
+                size = group.shape[-1]
+                xy = self.landmarks[cid][idx] / size * 2 - 1  # pixels → [-1, 1]
+                if flipped:
+                    xy[..., 0] *= -1
+                points.append(xy)
         stacked = torch.stack(groups)  # (B, 1 + N, 3, S, S)
         labels = None
         if poses:
             p = np.stack(poses)  # (B, 1 + N, 3) → sources first, then drivings source-major
             labels = torch.from_numpy(np.concatenate([p[:, 0], p[:, 1:].reshape(-1, 3)])).float()
-        return PairBatch(stacked[:, 0].contiguous(), stacked[:, 1:].contiguous(), clip_ids, np.array(index), labels)
+        landmarks = torch.from_numpy(np.stack(points)).float() if points else None
+        return PairBatch(stacked[:, 0].contiguous(), stacked[:, 1:].contiguous(), clip_ids, np.array(index), labels,
+                         landmarks)
 
 
 def jitter_colours(group: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

@@ -25,6 +25,7 @@ class ForwardOut:
     rotation: torch.Tensor  # (B + B·N [+ B·N], 3) degrees: sources, drivings, transformed drivings
     expression: torch.Tensor  # (B + B·N [+ B·N], K, 3), same order
     kp_transformed: torch.Tensor | None  # (B·N, K, 3) keypoints of the affine-warped drivings
+    pose_logits: torch.Tensor  # (same rows as `rotation`, 3, bins) yaw, pitch, roll bin logits
 
 
 def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
@@ -44,20 +45,28 @@ def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
     feats = features.repeat_interleave(n, 0)  # (B·N, C, D, H, W)
     deformation, occlusion, _ = model.motion(feats, kp_s, kp_d)
     generated = model.generator(feats, deformation, occlusion, sources.repeat_interleave(n, 0))
-    return ForwardOut(generated, deformation, occlusion, kp_c, kp_d, rotation, exp, kp_t)
+    return ForwardOut(generated, deformation, occlusion, kp_c, kp_d, rotation, exp, kp_t,
+                      torch.stack([yaw, pitch, roll], dim=1))
+
+
+def source_flow(deformation: torch.Tensor) -> torch.Tensor:
+    """The depth-averaged backward flow (B, 2, h, w): for each output position, the (x, y) in
+    [-1, 1] of the source it reads (align_corners=True grid) — the flow the lite generator's
+    source skip uses."""
+    return deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)
 
 
 def warp_source(source: torch.Tensor, deformation: torch.Tensor, size: int) -> torch.Tensor:
     """The source image (B, 3, S, S) warped by the depth-averaged flow, at size² — what the lite
     generator blends in (`models.generator`, source_skip), recomputed for the loss and the grids."""
-    flow = deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)  # (B, 2, h, w)
-    flow = F.interpolate(flow, size=(size, size), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
+    flow = F.interpolate(source_flow(deformation), size=(size, size), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
     if source.shape[-1] != size:
         source = F.interpolate(source, size=(size, size), mode="bilinear", antialias=True)
     return F.grid_sample(source, flow, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 HEAD_NAMES = ("fc_yaw", "fc_pitch", "fc_roll", "fc_t", "fc_exp")
+SLOW_HEADS = ("fc_t", "fc_exp")  # outputs that move keypoints directly (normalised units)
 
 
 def init_for_training(model: FaceVid2Vid, blend_bias: float, head_scale: float = 0.01) -> None:
@@ -82,9 +91,10 @@ def init_for_training(model: FaceVid2Vid, blend_bias: float, head_scale: float =
 
 
 def parameter_groups(model: FaceVid2Vid, lr: float, head_lr_scale: float) -> list[dict]:
-    """The pose/t/δ heads read 32·be ≥ 1024 pooled post-ReLU features: Adam moves every weight by
-    ≈ lr per step, so their outputs jump by ~lr·1024·|feature|; a smaller lr keeps keypoints calm."""
-    heads = {id(p) for name in HEAD_NAMES for p in getattr(model.head_pose, name).parameters()}
+    """The t/δ heads read 32·be ≥ 1024 pooled post-ReLU features: Adam moves every weight by ≈ lr
+    per step, so keypoints jump by up to ~lr·1024·|feature|; a smaller lr keeps them calm. The pose
+    bins stay at the full lr: at 0.1× their near-uniform logits never left the mean pose."""
+    heads = {id(p) for name in SLOW_HEADS for p in getattr(model.head_pose, name).parameters()}
     rest = [p for p in model.parameters() if id(p) not in heads]
     head_params = [p for p in model.parameters() if id(p) in heads]
     return [{"params": rest, "lr": lr}, {"params": head_params, "lr": lr * head_lr_scale}]

@@ -30,7 +30,7 @@ from .data import PairBatch, PairSampler, load_clips
 from .forward import apply_affine_image, init_for_training, parameter_groups, random_affine, run_model
 from .losses import TrainingLoss
 from .perceptual import StLpips
-from .pose_labels import compute_pose_labels
+from .face_labels import compute_face_labels
 from .split import split_identities
 from .validate import validate, validation_set
 from .viz import plot_losses, sample_grid
@@ -96,6 +96,15 @@ def load_checkpoint(state: State, path: Path) -> None:
     log.info("resumed from %s at step %d (%.0f s trained)", path, state.step, state.wall_s)
 
 
+def _apply_learning_rates(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step: int) -> None:
+    """The run's config decides the learning rates (a resumed optimiser would keep the checkpoint's),
+    ramped up linearly over the first `warmup_steps`: a fresh Adam moves every weight by ≈ lr at
+    once, which knocks a warm-started model back before it improves."""
+    scale = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    main, heads = optimizer.param_groups
+    main["lr"], heads["lr"] = cfg.lr * scale, cfg.lr * cfg.head_lr_scale * scale
+
+
 def prepare_run(cfg: TrainConfig, paths: RunPaths):
     """Split, caches, samplers; writes config.json and split.json."""
     train_ids, val_ids = split_identities(paths.manifest)
@@ -105,20 +114,26 @@ def prepare_run(cfg: TrainConfig, paths: RunPaths):
     root = paths.data.parent
     train = load_clips(root, paths.manifest, train_ids, paths.cache, frame_stride=cfg.frame_stride)
     val = load_clips(root, paths.manifest, val_ids, paths.cache, frame_stride=cfg.frame_stride)
-    poses = _pose_labels([c.path for c in train]) if cfg.losses.head_pose > 0 else None
-    return train, val, poses
+    poses, landmarks = _face_labels([c.path for c in train], cfg)
+    return train, val, poses, landmarks
 
 
-def _pose_labels(paths: list[Path]):
+def _face_labels(paths: list[Path], cfg: TrainConfig):
+    """(poses, landmarks), each None when its losses are off or mediapipe is missing."""
+    w = cfg.losses
+    if w.head_pose == w.head_pose_bins == w.landmark_flow == 0:
+        return None, None
     try:
-        return compute_pose_labels(paths)
-    except ImportError as err:  # mediapipe is optional: train without the head-pose term
-        log.warning("no head-pose pseudo-labels (%s); the head-pose loss is off", err)
-        return None
+        poses, landmarks = compute_face_labels(paths)
+    except ImportError as err:  # mediapipe is optional: train without the pseudo-label terms
+        log.warning("no face pseudo-labels (%s); the head-pose and landmark losses are off", err)
+        return None, None
+    return (poses if w.head_pose or w.head_pose_bins else None), (landmarks if w.landmark_flow else None)
 
 
 def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: TrainConfig) -> dict[str, float]:
     """Sample a batch and a random affine warp for the equivariance term, then one optimiser step."""
+    _apply_learning_rates(state.optimizer, cfg, state.step)
     batch = sampler.sample(cfg.sources_per_batch)
     gen = torch.Generator().manual_seed(int(state.rng.integers(2**31)))
     theta = random_affine(batch.drivings.shape[0] * batch.drivings.shape[1], cfg.equivariance_max_rotation,
@@ -132,8 +147,9 @@ def optimise_on(state: State, loss_fn: TrainingLoss, batch: PairBatch, theta: to
     dev = state.device
     sources, drivings, theta = batch.sources.to(dev), batch.drivings.to(dev), theta.to(dev)
     labels = batch.pose_labels.to(dev) if batch.pose_labels is not None else None
+    landmarks = batch.landmarks.to(dev) if batch.landmarks is not None else None
     out = run_model(state.model, sources, drivings, apply_affine_image(drivings.flatten(0, 1), theta))
-    total, terms = loss_fn(out, sources, drivings, theta, labels)
+    total, terms = loss_fn(out, sources, drivings, theta, labels, landmarks)
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
     _clip_gradients(state.model, grad_clip)
@@ -163,17 +179,26 @@ class _Stop:
         self.requested = True
 
 
-def train(cfg: TrainConfig, paths: RunPaths, steps: int, resume: bool = False, device: str = "cpu") -> State:
-    """Train until `steps` total steps (or a stop signal); returns the final state."""
+def train(cfg: TrainConfig, paths: RunPaths, steps: int, resume: bool = False, device: str = "cpu",
+          init_from: Path | None = None) -> State:
+    """Train until `steps` total steps (or a stop signal); returns the final state.
+
+    `init_from`: start a new run from another run's checkpoint (model weights only: fresh optimiser,
+    step 0) — how a run continues under changed losses without rewriting the old run's history.
+    """
     torch.set_num_threads(cfg.threads)
-    train_clips, val_clips, poses = prepare_run(cfg, paths)
+    train_clips, val_clips, poses, landmarks = prepare_run(cfg, paths)
     state = build_state(cfg)
     if resume and paths.checkpoint.is_file():
         load_checkpoint(state, paths.checkpoint)
+    elif init_from is not None:
+        state.model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=False)["model"])
+        log.info("initialised from %s", init_from)
     state.model.to(device)
     state.device = device
     loss_fn = TrainingLoss(cfg.losses).to(device)
-    sampler = PairSampler(train_clips, cfg.drivings_per_source, state.rng, augment=True, poses=poses)
+    sampler = PairSampler(train_clips, cfg.drivings_per_source, state.rng, augment=True, poses=poses,
+                          landmarks=landmarks)
     val_data = validation_set(val_clips, cfg.validation_pairs // max(1, len(val_clips)))
     val_data = type(val_data)(val_data.sources.to(device), val_data.drivings.to(device))
     metrics = {"alex": StLpips("alex").to(device)}

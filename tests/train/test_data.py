@@ -36,3 +36,17 @@ def test_pairs_come_from_one_clip_and_flip_negates_yaw_and_roll():
     labels = torch.cat([flipping.sample(4).pose_labels for _ in range(8)])
     assert torch.all(labels[:, 1] == 5.0)  # pitch survives a mirror
     assert set(labels[:, 0].tolist()) == {10.0, -10.0} and torch.all(labels[:, 0] * labels[:, 2] == -30.0)
+
+
+def test_landmarks_are_normalised_and_mirror_with_the_image():
+    """A landmark at pixel x of an 8-px frame is at x/8·2−1; a mirrored group negates it."""
+    clips = [ClipFrames("id", "c", np.zeros((4, 8, 8, 3), np.uint8), None)]
+    points = [np.tile(np.array([[[2.0, 6.0], [np.nan, np.nan]]], np.float32), (4, 1, 1))]  # (T, L=2, 2)
+    plain = PairSampler(clips, 2, np.random.default_rng(0), augment=False, landmarks=points).sample(3)
+    assert plain.landmarks.shape == (3, 3, 2, 2)
+    assert torch.allclose(plain.landmarks[:, :, 0], torch.tensor([-0.5, 0.5]))
+    assert torch.isnan(plain.landmarks[:, :, 1]).all()  # no face stays "no face"
+    mirrored = torch.cat([PairSampler(clips, 2, np.random.default_rng(s), augment=True, landmarks=points)
+                          .sample(4).landmarks for s in range(4)])
+    assert set(mirrored[:, :, 0, 0].flatten().tolist()) == {-0.5, 0.5}
+    assert torch.all(mirrored[:, :, 0, 1] == 0.5)  # y is kept

@@ -16,7 +16,7 @@ from facecodec.train.forward import (
     run_model,
     warp_source,
 )
-from facecodec.train.losses import TrainingLoss, keypoint_prior
+from facecodec.train.losses import TrainingLoss, head_pose_bin_loss, keypoint_prior, landmark_flow_loss
 from facecodec.train.loop import build_state, optimise_on
 
 CFG = TrainConfig(lr=2e-4, losses=LossWeights(perceptual_scales=(1.0,)))  # 64² images: one scale
@@ -29,7 +29,10 @@ def _fixed_batch(size: int = 64) -> PairBatch:
     sources = torch.stack([frame(0.0), frame(-0.1)])
     drivings = torch.stack([torch.stack([frame(0.2), frame(-0.2)]), torch.stack([frame(0.1), frame(0.0)])])
     labels = torch.tensor([[0.0, 0, 0], [1, 0, 0], [5, 0, 0], [-5, 0, 0], [3, 0, 0], [0, 0, 0]])
-    return PairBatch(sources, drivings, np.zeros(2), np.zeros((2, 3)), labels)
+    blob = lambda cx: torch.tensor([[cx, 0.0], [cx + 0.2, 0.1]])  # noqa: E731  two landmarks on the blob
+    landmarks = torch.stack([torch.stack([blob(0.0), blob(0.2), blob(-0.2)]),
+                             torch.stack([blob(-0.1), blob(0.1), blob(0.0)])])  # (B, 1 + N, L, 2)
+    return PairBatch(sources, drivings, np.zeros(2), np.zeros((2, 3)), labels, landmarks)
 
 
 def test_repeated_steps_on_a_fixed_batch_lower_the_loss(tiny_config):
@@ -91,3 +94,31 @@ def test_validation_reports_model_and_baseline(tiny_config):
     assert set(result) == {"psnr", "baseline_psnr", "lpips_alex", "baseline_lpips_alex"}
     assert all(np.isfinite(v) for v in result.values())
     assert state.model.training  # validation leaves the model as it found it
+
+
+def _shift_deformation(batch: int, shift: tuple[float, float], size: int = 16, depth: int = 2) -> torch.Tensor:
+    """(batch, D, h, w, 3): every output position reads the source at its own (x, y) + shift."""
+    lin = torch.linspace(-1, 1, size)
+    y, x = torch.meshgrid(lin, lin, indexing="ij")
+    grid = torch.stack([x + shift[0], y + shift[1], torch.zeros_like(x)], dim=-1)
+    return grid.expand(batch, depth, -1, -1, -1).clone()
+
+
+def test_landmark_flow_loss_measures_how_far_the_flow_misses_the_source_landmarks():
+    driving = torch.tensor([[-0.3, 0.2], [0.4, -0.1], [0.0, 0.5]])
+    landmarks = torch.stack([driving + torch.tensor([0.1, -0.05]), driving])[None]  # (B=1, 1+N=2, L, 2)
+    exact = landmark_flow_loss(_shift_deformation(1, (0.1, -0.05)), landmarks)
+    assert exact.item() < 1e-5
+    missed = landmark_flow_loss(_shift_deformation(1, (0.0, 0.0)), landmarks)
+    assert abs(missed.item() - 0.15) < 1e-4  # |0.1| + |−0.05| for every landmark
+    landmarks[0, 1, 2] = float("nan")  # a landmark missing in one frame is left out, not NaN
+    assert torch.isfinite(landmark_flow_loss(_shift_deformation(1, (0.0, 0.0)), landmarks))
+
+
+def test_pose_bin_loss_is_lowest_for_the_labelled_bin():
+    labels = torch.tensor([[12.0, -3.0, 0.0], [float("nan"), 0.0, 0.0]])
+    bins = ((labels[:1] + 99) / 3).round().long()  # 37, 32, 33
+    right = torch.full((2, 3, 66), -10.0)
+    right[0, torch.arange(3), bins[0]] = 10.0
+    wrong = torch.roll(right, 5, dims=-1)
+    assert head_pose_bin_loss(right, labels).item() < 1e-3 < 1 < head_pose_bin_loss(wrong, labels).item()

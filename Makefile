@@ -8,7 +8,7 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu export engines bench profile demo serve lint clean
+.PHONY: setup system-deps test test-slow test-gpu export engines bench profile demo serve eval clean
 
 setup: $(STAMP)
 
@@ -66,6 +66,16 @@ serve: setup
 # Export, start tritonserver on free ports, one real-time call on $(VIDEO), results in demo-out/, stop.
 demo: setup
 	$(SERVING) demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS)
+
+# The official quality figures (docs/eval, weights/MODEL_CARD.md): self-reenactment of the validation
+# identities vs the repeat-source baseline, free view of one validation face (lp_d10's first frame),
+# and that face driven by another validation identity's clip. Needs the shared face data.
+FACES ?= ../shared/data/faces
+EVAL_OUT ?= $(ARTIFACTS)/eval/lite
+eval: setup
+	$(VENV)/bin/facecodec eval --preset $(PRESET) --manifest $(FACES)/MANIFEST.tsv --report $(EVAL_OUT) \
+	  --max-frames 60 --no-videos --freeview $(FACES)/train/lp_d10__liveportrait_d10.mp4 \
+	  --transfer $(FACES)/train/lp_d10__liveportrait_d10.mp4 $(FACES)/train/pcavs_00098__talking_00098.mp4
 
 clean:
 	rm -rf $(ARTIFACTS) demo-out .pytest_cache

@@ -89,22 +89,24 @@ class FaceLandmarker:
                 min_detection_confidence=min_confidence,
             )
 
-    def detect(self, frames: np.ndarray) -> np.ndarray:
+    def detect(self, frames: np.ndarray, *, depth: bool = False) -> np.ndarray:
         """frames (T, H, W, 3) uint8 RGB → landmarks (T, 478, 2) float32 pixels (x, y).
 
-        A frame without a face gives a row of NaN.
+        depth=True: (T, 478, 3) with z, MediaPipe's relative depth (origin near the head's centre,
+        larger = farther from the camera) in the same pixel units as x. A frame without a face
+        gives a row of NaN.
         """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected (T, H, W, 3) uint8 RGB frames, got {frames.shape} {frames.dtype}")
         t, h, w, _ = frames.shape
-        out = np.full((t, NUM_LANDMARKS, 2), np.nan, np.float32)
+        out = np.full((t, NUM_LANDMARKS, 3 if depth else 2), np.nan, np.float32)
         for i, frame in enumerate(frames):
             result = self._mesh.process(np.ascontiguousarray(frame))
             if not result.multi_face_landmarks:
                 continue
             points = result.multi_face_landmarks[0].landmark
-            out[i] = [(p.x * w, p.y * h) for p in points]
+            out[i] = [(p.x * w, p.y * h, p.z * w)[: out.shape[-1]] for p in points]
         return out
 
     def close(self) -> None:

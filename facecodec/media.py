@@ -85,6 +85,16 @@ def read_image(path: str | Path, size: int = 256) -> np.ndarray:
     return np.asarray(img)
 
 
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm"})
+
+
+def read_still(path: str | Path, size: int = 256) -> np.ndarray:
+    """An image, or a video's first frame → (size, size, 3) uint8 RGB (a clip stands for its face)."""
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        return read_video(path, size=size, max_frames=1)[0]
+    return read_image(path, size=size)
+
+
 def to_tensor_batch(frames: np.ndarray):
     """(T, H, W, 3) uint8 → float32 torch (T, 3, H, W) in [0, 1]."""
     import torch

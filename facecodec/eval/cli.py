@@ -42,13 +42,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_freeview_grid(args: argparse.Namespace) -> int:
     from ..landmarks import FaceLandmarker
-    from ..media import read_image
+    from ..media import read_still
     from .freeview import evaluate_freeview, save_grid
     from .report import write_json
 
     model = load_model(args)
     with FaceLandmarker() as landmarker:
-        result = evaluate_freeview(model.networks, read_image(args.image), landmarker)
+        result = evaluate_freeview(model.networks, read_still(args.image), landmarker)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     weights = model.weights.replace("*", "").replace("`", "")  # markdown label → plain text
     save_grid(args.out, result, title=f"free view, {args.preset} weights: {weights}")
@@ -70,13 +70,14 @@ def add_eval_parsers(sub, add_model_args) -> None:
     p.add_argument("--lpips", nargs="+", choices=["alex", "vgg"], default=["alex", "vgg"])
     p.add_argument("--no-aed", action="store_true", help="skip identity embeddings (dlib)")
     p.add_argument("--no-videos", action="store_true", help="skip the side-by-side MP4s")
-    p.add_argument("--freeview", type=Path, metavar="IMAGE", help="also render and measure the free-view grid")
+    p.add_argument("--freeview", type=Path, metavar="IMAGE",
+                   help="also render and measure the free-view grid (an image, or a video's first frame)")
     p.add_argument("--transfer", type=Path, nargs=2, metavar=("PORTRAIT", "DRIVER"),
-                   help="also drive PORTRAIT (image) with DRIVER (video) and measure identity")
+                   help="also drive PORTRAIT (image, or a video's first frame) with DRIVER (video) and measure identity")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("freeview-grid", help="PNG grid of one face at yaw/pitch/roll ±30° and frontalised")
     add_model_args(p)
-    p.add_argument("--image", type=Path, required=True)
+    p.add_argument("--image", type=Path, required=True, help="an image, or a video (its first frame)")
     p.add_argument("--out", type=Path, default=Path("docs/figures/freeview_grid.png"))
     p.set_defaults(func=cmd_freeview_grid)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media import probe_fps, read_image, read_video, write_video
+from ..media import probe_fps, read_still, read_video, write_video
 from ..pipeline import Networks
 from . import figures
 from .codec import self_reenact, transfer_motion
@@ -73,7 +73,7 @@ def evaluate_transfer(model: ModelInfo, portrait_path: Path, driver_path: Path, 
                       *, max_frames: int | None) -> dict:
     """Motion transfer: the portrait driven by the driver clip (relative motion); per-frame AED of the
     output to the portrait (identity kept) and to the driver frame (identity leaking)."""
-    portrait = read_image(portrait_path)
+    portrait = read_still(portrait_path)
     driver = read_video(driver_path, max_frames=max_frames)
     output = transfer_motion(model.networks, portrait, driver)
     faces_out = evaluator.analyse(output)
@@ -88,8 +88,16 @@ def evaluate_transfer(model: ModelInfo, portrait_path: Path, driver_path: Path, 
         "portrait": str(portrait_path), "driver": str(driver_path), "frames": len(driver),
         "aed_driver_to_portrait": float(identity_distance(faces_driver.embedding, faces_portrait.embedding).mean()),
         "mean_aed_to_portrait": nanmean(aed_portrait), "mean_aed_to_driver": nanmean(aed_driver),
+        "frames_closer_to_portrait": _fraction_closer(aed_portrait, aed_driver),
         "per_frame": {"aed_to_portrait": aed_portrait, "aed_to_driver": aed_driver},
     }
+
+
+def _fraction_closer(aed_portrait: np.ndarray, aed_driver: np.ndarray) -> float:
+    """Share of all frames whose output is nearer the portrait than the driver; a frame where a
+    face is missing counts as a failure (it did not keep the identity)."""
+    closer = np.asarray(aed_portrait) < np.asarray(aed_driver)  # NaN compares False
+    return float(closer.mean()) if closer.size else float("nan")
 
 
 def _transfer_lines(t: dict) -> list[str]:
@@ -98,7 +106,9 @@ def _transfer_lines(t: dict) -> list[str]:
         f"`{Path(t['portrait']).name}` driven by `{Path(t['driver']).name}` ({t['frames']} frames, relative "
         f"motion). Mean AED of the output to the portrait {t['mean_aed_to_portrait']:.3f}, to the driver "
         f"{t['mean_aed_to_driver']:.3f} (driver vs portrait themselves: {t['aed_driver_to_portrait']:.3f}; same "
-        f"person < {SAME_PERSON_THRESHOLD}). Video: `videos/transfer.mp4` (portrait | driver | output).", "",
+        f"person < {SAME_PERSON_THRESHOLD}). Output nearer the portrait than the driver on "
+        f"{100 * t['frames_closer_to_portrait']:.1f} % of the frames. "
+        "Video: `videos/transfer.mp4` (portrait | driver | output).", "",
         "![motion transfer AED](figures/transfer_aed.png)", "",
     ]
 
@@ -141,7 +151,7 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
         figures.plot_bars(out / figs["Means: codec vs baseline"], results, names)
         extra: list[str] = []
         if freeview_image is not None:
-            fv = evaluate_freeview(model.networks, read_image(freeview_image), evaluator.landmarker)
+            fv = evaluate_freeview(model.networks, read_still(freeview_image), evaluator.landmarker)
             save_grid(out / "figures" / "freeview_grid.png", fv, title=f"free view, {model.preset}")
             doc["freeview"] = {"image": str(freeview_image), **fv.to_dict()}
             extra += _freeview_lines(doc["freeview"])

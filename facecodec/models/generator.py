@@ -57,13 +57,25 @@ class Generator(nn.Module):
         image, blend = self.decoder(out * occlusion)
         if not self.cfg.source_skip:
             return image
-        size = (self.cfg.image_size, self.cfg.image_size)
-        flow = deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)  # (B, 2, h, w), depth-averaged (x, y)
-        # align_corners=True here: the ±1 grid endpoints then map to pixel centres, so the
-        # identity flow reproduces the source exactly.
-        flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
-        moved = F.grid_sample(source_image, flow, mode="bilinear", padding_mode="border", align_corners=True)
-        return blend * moved + (1 - blend) * image
+        return blend * warp_image(source_image, deformation, self.cfg.image_size) + (1 - blend) * image
+
+
+def depth_averaged_flow(deformation: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w, 3) deformation → (B, 2, h, w): for each output position, the source (x, y) in
+    [-1, 1] (align_corners=True grid) it reads, averaged over depth."""
+    return deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)
+
+
+def warp_image(image: torch.Tensor, deformation: torch.Tensor, size: int) -> torch.Tensor:
+    """An image (B, 3, H, W) moved by the depth-averaged flow, at size² (the lite source skip).
+
+    align_corners=True: the ±1 grid endpoints map to pixel centres, so the identity flow
+    reproduces the image exactly.
+    """
+    flow = F.interpolate(depth_averaged_flow(deformation), size=(size, size), mode="bilinear", align_corners=True)
+    if image.shape[-2:] != (size, size):
+        image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
+    return F.grid_sample(image, flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _resize_flow(flow: torch.Tensor, size) -> torch.Tensor:

@@ -26,6 +26,7 @@ class LossWeights:
     head_pose: float = 0.05  # per degree of |yaw|+|pitch|+|roll| error vs the landmark pseudo-labels
     head_pose_bins: float = 0.1  # cross-entropy of the 3° pose bins vs the same labels
     landmark_flow: float = 10.0  # flow at driving landmarks → source landmarks (L1, normalised units)
+    freeview_flow: float = 10.0  # free-view edits: flow at 3-D-turned landmarks → source landmarks
     expression: float = 1.0  # L1 on δ: expression is a small residual of the rigid motion
 
 
@@ -41,6 +42,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     frame_stride: int = 2  # cache every 2nd frame (12.5 fps): neighbours are near-duplicates
     blend_init_bias: float = 3.0  # start with the blend mask ≈ 0.95 on the warped source (≈ the baseline)
+    pose_frames_per_step: int = 16  # extra single frames from as many clips, for the pose terms only
+    view_max_angle: float = 35.0  # free-view edits in training: one angle in ±this (served range ±30°)
+    view_frontalise_share: float = 0.2
     equivariance_max_rotation: float = 10.0  # degrees
     equivariance_max_scale: float = 0.1
     equivariance_max_shift: float = 0.1  # normalised coordinates

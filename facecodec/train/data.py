@@ -63,7 +63,7 @@ class PairBatch:
     clip_ids: np.ndarray
     frame_ids: np.ndarray
     pose_labels: torch.Tensor | None = None  # (B + B·N, 3) degrees: sources, then drivings; NaN = no face
-    landmarks: torch.Tensor | None = None  # (B, 1 + N, L, 2) normalised (x, y) in [-1, 1]; NaN = no face
+    landmarks: torch.Tensor | None = None  # (B, 1 + N, L, 2 or 3) `normalise_landmarks`; NaN = no face
 
 
 class PairSampler:
@@ -78,7 +78,7 @@ class PairSampler:
                  landmarks: list[np.ndarray] | None = None):
         self.clips = clips
         self.poses = poses
-        self.landmarks = landmarks  # per clip (T, L, 2) pixels
+        self.landmarks = landmarks  # per clip (T, L, 2 or 3) pixels
         lengths = np.array([len(c.frames) for c in clips], dtype=np.float64)
         self.weights = lengths / lengths.sum()
         self.n = drivings_per_source
@@ -103,11 +103,7 @@ class PairSampler:
                     pose[:, [0, 2]] *= -1
                 poses.append(pose)
             if self.landmarks is not None:
-                size = group.shape[-1]
-                xy = self.landmarks[cid][idx] / size * 2 - 1  # pixels → [-1, 1]
-                if flipped:
-                    xy[..., 0] *= -1
-                points.append(xy)
+                points.append(normalise_landmarks(self.landmarks[cid][idx], group.shape[-1], flipped))
         stacked = torch.stack(groups)  # (B, 1 + N, 3, S, S)
         labels = None
         if poses:
@@ -116,6 +112,34 @@ class PairSampler:
         landmarks = torch.from_numpy(np.stack(points)).float() if points else None
         return PairBatch(stacked[:, 0].contiguous(), stacked[:, 1:].contiguous(), clip_ids, np.array(index), labels,
                          landmarks)
+
+
+def sample_pose_frames(sampler: "PairSampler", count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` single frames from clips drawn independently, with their pose labels: the pose
+    estimator sees many heads per step (a pair batch holds only a couple of clips).
+    → images (count, 3, S, S) in [0, 1], labels (count, 3) degrees (NaN = no face)."""
+    if sampler.poses is None:
+        raise ValueError("pose frames need pose labels")
+    images, labels = [], []
+    for cid in sampler.rng.choice(len(sampler.clips), size=count, p=sampler.weights):
+        i = int(sampler.rng.integers(len(sampler.clips[cid].frames)))
+        image = torch.from_numpy(np.array(sampler.clips[cid].frames[i])).permute(2, 0, 1).float().div_(255)
+        pose = sampler.poses[cid][i].copy()
+        if sampler.augment and sampler.rng.random() < 0.5:
+            image, pose = image.flip(-1), pose * np.array([-1, 1, -1], np.float32)
+        images.append(jitter_colours(image[None], sampler.rng)[0] if sampler.augment else image)
+        labels.append(pose)
+    return torch.stack(images), torch.from_numpy(np.stack(labels)).float()
+
+
+def normalise_landmarks(points: np.ndarray, size: int, flipped: bool) -> np.ndarray:
+    """(…, L, 2 or 3) pixels of size² frames → x, y in [-1, 1] (the flow's units) and z on the same
+    scale (2/size per pixel); a mirrored frame negates x (depth is unchanged)."""
+    out = points.astype(np.float32) * (2 / size)
+    out[..., :2] -= 1
+    if flipped:
+        out[..., 0] *= -1
+    return out
 
 
 def jitter_colours(group: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,11 +27,16 @@ class ForwardOut:
     expression: torch.Tensor  # (B + B·N [+ B·N], K, 3), same order
     kp_transformed: torch.Tensor | None  # (B·N, K, 3) keypoints of the affine-warped drivings
     pose_logits: torch.Tensor  # (same rows as `rotation`, 3, bins) yaw, pitch, roll bin logits
+    view_deformation: torch.Tensor | None = None  # (B, D, h, w, 3) each source re-rendered at `view_angles`
 
 
 def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
-              transformed: torch.Tensor | None = None) -> ForwardOut:
-    """sources (B, 3, S, S), drivings (B, N, 3, S, S), transformed (B·N, 3, S, S) or None."""
+              transformed: torch.Tensor | None = None, view_angles: torch.Tensor | None = None) -> ForwardOut:
+    """sources (B, 3, S, S), drivings (B, N, 3, S, S), transformed (B·N, 3, S, S) or None.
+
+    view_angles (B, 3) degrees or None: also the motion of a free-view edit of each source (the
+    receiver's `ViewEdit`): angles that are NaN keep the model's estimate, t and δ stay the source's.
+    """
     b, n = drivings.shape[:2]
     flat = drivings.flatten(0, 1)  # (B·N, 3, S, S)
     features = model.appearance(sources)  # (B, C, D, H, W)
@@ -45,24 +51,13 @@ def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
     feats = features.repeat_interleave(n, 0)  # (B·N, C, D, H, W)
     deformation, occlusion, _ = model.motion(feats, kp_s, kp_d)
     generated = model.generator(feats, deformation, occlusion, sources.repeat_interleave(n, 0))
+    view_deformation = None
+    if view_angles is not None:
+        angles = torch.where(torch.isnan(view_angles), rotation[:b], view_angles)
+        kp_view = transform_keypoints(kp_c, angles[:, 0], angles[:, 1], angles[:, 2], t[:b], exp[:b])
+        view_deformation = model.motion(features, kp[:b], kp_view)[0]
     return ForwardOut(generated, deformation, occlusion, kp_c, kp_d, rotation, exp, kp_t,
-                      torch.stack([yaw, pitch, roll], dim=1))
-
-
-def source_flow(deformation: torch.Tensor) -> torch.Tensor:
-    """The depth-averaged backward flow (B, 2, h, w): for each output position, the (x, y) in
-    [-1, 1] of the source it reads (align_corners=True grid) — the flow the lite generator's
-    source skip uses."""
-    return deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)
-
-
-def warp_source(source: torch.Tensor, deformation: torch.Tensor, size: int) -> torch.Tensor:
-    """The source image (B, 3, S, S) warped by the depth-averaged flow, at size² — what the lite
-    generator blends in (`models.generator`, source_skip), recomputed for the loss and the grids."""
-    flow = F.interpolate(source_flow(deformation), size=(size, size), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
-    if source.shape[-1] != size:
-        source = F.interpolate(source, size=(size, size), mode="bilinear", antialias=True)
-    return F.grid_sample(source, flow, mode="bilinear", padding_mode="border", align_corners=True)
+                      torch.stack([yaw, pitch, roll], dim=1), view_deformation)
 
 
 HEAD_NAMES = ("fc_yaw", "fc_pitch", "fc_roll", "fc_t", "fc_exp")
@@ -98,6 +93,18 @@ def parameter_groups(model: FaceVid2Vid, lr: float, head_lr_scale: float) -> lis
     rest = [p for p in model.parameters() if id(p) not in heads]
     head_params = [p for p in model.parameters() if id(p) in heads]
     return [{"params": rest, "lr": lr}, {"params": head_params, "lr": lr * head_lr_scale}]
+
+
+def random_views(batch: int, rng: np.random.Generator, max_angle: float, frontalise_share: float) -> torch.Tensor:
+    """(batch, 3) free-view edits like the receiver's: one of yaw/pitch/roll set to U(±max_angle)
+    (the others NaN: keep the estimate), or, for `frontalise_share` of them, all three 0."""
+    views = np.full((batch, 3), np.nan, np.float32)
+    for row in views:
+        if rng.random() < frontalise_share:
+            row[:] = 0
+        else:
+            row[rng.integers(3)] = rng.uniform(-max_angle, max_angle)
+    return torch.from_numpy(views)
 
 
 def random_affine(batch: int, max_rotation_deg: float, max_scale: float, max_shift: float,

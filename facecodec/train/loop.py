@@ -26,8 +26,15 @@ from tqdm import tqdm
 from ..models import FaceVid2Vid, ModelConfig
 from ..presets import get_preset
 from .config import TrainConfig
-from .data import PairBatch, PairSampler, load_clips
-from .forward import apply_affine_image, init_for_training, parameter_groups, random_affine, run_model
+from .data import PairBatch, PairSampler, load_clips, sample_pose_frames
+from .forward import (
+    apply_affine_image,
+    init_for_training,
+    parameter_groups,
+    random_affine,
+    random_views,
+    run_model,
+)
 from .losses import TrainingLoss
 from .perceptual import StLpips
 from .face_labels import compute_face_labels
@@ -121,14 +128,15 @@ def prepare_run(cfg: TrainConfig, paths: RunPaths):
 def _face_labels(paths: list[Path], cfg: TrainConfig):
     """(poses, landmarks), each None when its losses are off or mediapipe is missing."""
     w = cfg.losses
-    if w.head_pose == w.head_pose_bins == w.landmark_flow == 0:
+    if w.head_pose == w.head_pose_bins == w.landmark_flow == w.freeview_flow == 0:
         return None, None
     try:
         poses, landmarks = compute_face_labels(paths)
     except ImportError as err:  # mediapipe is optional: train without the pseudo-label terms
         log.warning("no face pseudo-labels (%s); the head-pose and landmark losses are off", err)
         return None, None
-    return (poses if w.head_pose or w.head_pose_bins else None), (landmarks if w.landmark_flow else None)
+    wants_landmarks = w.landmark_flow or w.freeview_flow
+    return (poses if w.head_pose or w.head_pose_bins or w.freeview_flow else None), (landmarks if wants_landmarks else None)
 
 
 def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: TrainConfig) -> dict[str, float]:
@@ -138,18 +146,31 @@ def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: T
     gen = torch.Generator().manual_seed(int(state.rng.integers(2**31)))
     theta = random_affine(batch.drivings.shape[0] * batch.drivings.shape[1], cfg.equivariance_max_rotation,
                           cfg.equivariance_max_scale, cfg.equivariance_max_shift, generator=gen)
-    return optimise_on(state, loss_fn, batch, theta, cfg.grad_clip)
+    views = None
+    if cfg.losses.freeview_flow and batch.landmarks is not None and batch.pose_labels is not None:
+        views = random_views(len(batch.sources), state.rng, cfg.view_max_angle, cfg.view_frontalise_share)
+    pose_frames = None
+    if cfg.pose_frames_per_step and batch.pose_labels is not None:
+        pose_frames = sample_pose_frames(sampler, cfg.pose_frames_per_step)
+    return optimise_on(state, loss_fn, batch, theta, cfg.grad_clip, views, pose_frames)
 
 
 def optimise_on(state: State, loss_fn: TrainingLoss, batch: PairBatch, theta: torch.Tensor,
-                grad_clip: float) -> dict[str, float]:
+                grad_clip: float, view_angles: torch.Tensor | None = None,
+                pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """Forward, all losses, backward, clipped Adam step on one given batch; → logged loss terms."""
     dev = state.device
     sources, drivings, theta = batch.sources.to(dev), batch.drivings.to(dev), theta.to(dev)
     labels = batch.pose_labels.to(dev) if batch.pose_labels is not None else None
     landmarks = batch.landmarks.to(dev) if batch.landmarks is not None else None
-    out = run_model(state.model, sources, drivings, apply_affine_image(drivings.flatten(0, 1), theta))
-    total, terms = loss_fn(out, sources, drivings, theta, labels, landmarks)
+    views = view_angles.to(dev) if view_angles is not None else None
+    out = run_model(state.model, sources, drivings, apply_affine_image(drivings.flatten(0, 1), theta), views)
+    terms = loss_fn.terms(out, sources, drivings, theta, labels, landmarks, views)
+    if pose_frames is not None:
+        images, frame_labels = (x.to(dev) for x in pose_frames)
+        logits = torch.stack(state.model.head_pose(images)[:3], dim=1)
+        terms.update({f"{k}_frames": v for k, v in loss_fn.pose_terms(logits, frame_labels).items()})
+    total, terms = loss_fn.weighted(terms)
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
     _clip_gradients(state.model, grad_clip)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..kinematics import bins_to_degrees, rotation_matrix
+
 from .config import LossWeights
-from .forward import ForwardOut, apply_affine_points, source_flow, warp_source
+from ..models.generator import depth_averaged_flow, warp_image
+from .forward import ForwardOut, apply_affine_points
 from .perceptual import PerceptualLoss
 
 
@@ -43,22 +46,61 @@ def head_pose_bin_loss(logits: torch.Tensor, labels: torch.Tensor, bin_degrees: 
     return F.cross_entropy(logits[valid].flatten(0, 1), bins.flatten())
 
 
+def _flow_readout_error(deformation: torch.Tensor, at: torch.Tensor, expect: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between the depth-averaged flow read at points `at` (M, L, 2) and `expect` (M, L, 2),
+    over points finite in both (NaN = no face); normalised units (1 px at 256² = 0.0078)."""
+    valid = torch.isfinite(at).all(-1) & torch.isfinite(expect).all(-1)  # (M, L)
+    if not valid.any():
+        return deformation.new_zeros(())
+    grid = torch.nan_to_num(at)[:, :, None, :]  # (M, L, 1, 2)
+    read = F.grid_sample(depth_averaged_flow(deformation), grid, mode="bilinear", align_corners=True)
+    read = read[..., 0].transpose(1, 2)  # (M, 2, L, 1) → (M, L, 2)
+    return (read - expect).abs().sum(-1)[valid].mean()
+
+
 def landmark_flow_loss(deformation: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
     """The flow at each driving landmark must read the source at the same landmark.
 
-    deformation (B·N, D, h, w, 3); landmarks (B, 1 + N, L, 2) in [-1, 1] (source first, NaN = no
-    face). L1 in normalised units (1 px at 256² = 0.0078), over landmarks found in both frames.
+    deformation (B·N, D, h, w, 3); landmarks (B, 1 + N, L, ≥ 2) normalised (source first).
     """
-    b, n1 = landmarks.shape[:2]
-    src = landmarks[:, :1].expand(-1, n1 - 1, -1, -1).flatten(0, 1)  # (B·N, L, 2)
-    drv = landmarks[:, 1:].flatten(0, 1)
-    valid = torch.isfinite(src).all(-1) & torch.isfinite(drv).all(-1)  # (B·N, L)
-    if not valid.any():
-        return deformation.new_zeros(())
-    grid = torch.nan_to_num(drv)[:, :, None, :]  # (B·N, L, 1, 2)
-    read = F.grid_sample(source_flow(deformation), grid, mode="bilinear", align_corners=True)  # (B·N, 2, L, 1)
-    read = read[..., 0].transpose(1, 2)  # (B·N, L, 2)
-    return (read - src).abs().sum(-1)[valid].mean()
+    n = landmarks.shape[1] - 1
+    src = landmarks[:, :1, :, :2].expand(-1, n, -1, -1).flatten(0, 1)  # (B·N, L, 2)
+    return _flow_readout_error(deformation, landmarks[:, 1:, :, :2].flatten(0, 1), src)
+
+
+def rotate_landmarks(points: torch.Tensor, from_angles: torch.Tensor, to_angles: torch.Tensor,
+                     focal: float = 2.0) -> torch.Tensor:
+    """Where a head's landmarks go in the picture when it turns from one pose to another.
+
+    points (B, L, 3) normalised x, y in [-1, 1] and MediaPipe's relative depth z on the same scale;
+    angles (B, 3) yaw, pitch, roll degrees in the `facecodec.landmarks` convention, which is the
+    kinematics' R = Rx(pitch)·Ry(yaw)·Rz(roll) in camera axes (x right, y down, z away). The
+    landmarks are lifted into a pinhole camera whose focal length is the image size (2 in these
+    units, the camera `landmarks.head_pose` fits with), turned by R_to·R_fromᵀ about their centroid
+    (the face stays where it was) and projected again; → (B, L, 2). An orthographic turn would read
+    ~15 % short under that perspective fit.
+    """
+    r_from = rotation_matrix(*from_angles.unbind(1))
+    r_to = rotation_matrix(*to_angles.unbind(1))
+    z = points[..., 2:]
+    lifted = torch.cat([points[..., :2] * (1 + z / focal), focal + z], dim=-1)  # (x, y, depth) · depth/focal
+    finite = torch.isfinite(lifted)
+    centre = torch.nan_to_num(lifted).sum(1, keepdim=True) / finite.sum(1, keepdim=True).clamp(min=1)
+    turned = torch.einsum("bij,bkj->bki", r_to @ r_from.transpose(1, 2), lifted - centre) + centre
+    return focal * turned[..., :2] / turned[..., 2:]
+
+
+def freeview_flow_loss(view_deformation: torch.Tensor, source_landmarks: torch.Tensor,
+                       source_pose: torch.Tensor, view_angles: torch.Tensor) -> torch.Tensor:
+    """A free-view render must move the face as the 3-D-lifted landmarks say a real head turns.
+
+    view_deformation (B, D, h, w, 3): the motion for the edit `view_angles` (B, 3; NaN = keep);
+    source_landmarks (B, L, 3) normalised; source_pose (B, 3) the pseudo-label of the source, which
+    the edit's kept angles take. The flow at each turned landmark must read the source landmark.
+    """
+    target_pose = torch.where(torch.isnan(view_angles), source_pose, view_angles)
+    turned = rotate_landmarks(source_landmarks, source_pose, target_pose)
+    return _flow_readout_error(view_deformation, turned, source_landmarks[..., :2])
 
 
 class TrainingLoss(torch.nn.Module):
@@ -69,25 +111,43 @@ class TrainingLoss(torch.nn.Module):
         self.w = weights
         self.perceptual = PerceptualLoss(weights.perceptual_scales)
 
-    def forward(self, out: ForwardOut, sources: torch.Tensor, drivings: torch.Tensor,
-                theta: torch.Tensor | None, pose_labels: torch.Tensor | None,
-                landmarks: torch.Tensor | None = None):
+    def forward(self, *args, **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.weighted(self.terms(*args, **kwargs))
+
+    def terms(self, out: ForwardOut, sources: torch.Tensor, drivings: torch.Tensor,
+              theta: torch.Tensor | None, pose_labels: torch.Tensor | None,
+              landmarks: torch.Tensor | None = None,
+              view_angles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every loss term that applies to this batch, unweighted."""
         w, n = self.w, drivings.shape[1]
         target = drivings.flatten(0, 1)
         small = F.interpolate(target, size=64, mode="bilinear", antialias=True)
         terms = {
             "perceptual": self.perceptual(out.generated, target),
             "pixel_l1": (out.generated - target).abs().mean(),
-            "warp_l1": (warp_source(sources.repeat_interleave(n, 0), out.deformation, 64) - small).abs().mean(),
+            "warp_l1": (warp_image(sources.repeat_interleave(n, 0), out.deformation, 64) - small).abs().mean(),
             "keypoint_prior": keypoint_prior(out.kp_driving, w.keypoint_min_distance, w.keypoint_depth),
             "expression": out.expression.abs().mean(),
         }
         if theta is not None and out.kp_transformed is not None:
             terms["equivariance"] = equivariance_loss(out.kp_driving, out.kp_transformed, theta)
         if pose_labels is not None:
-            terms["head_pose"] = head_pose_loss(out.rotation[: len(pose_labels)], pose_labels)
-            terms["head_pose_bins"] = head_pose_bin_loss(out.pose_logits[: len(pose_labels)], pose_labels)
+            terms.update(self.pose_terms(out.pose_logits[: len(pose_labels)], pose_labels))
         if landmarks is not None:
             terms["landmark_flow"] = landmark_flow_loss(out.deformation, landmarks)
-        total = sum(getattr(w, name) * value for name, value in terms.items())
+        if out.view_deformation is not None and landmarks is not None and pose_labels is not None:
+            b = landmarks.shape[0]
+            terms["freeview_flow"] = freeview_flow_loss(out.view_deformation, landmarks[:, 0], pose_labels[:b],
+                                                        view_angles)
+        return terms
+
+    def pose_terms(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """logits (F, 3, bins) yaw/pitch/roll, labels (F, 3) degrees → the two head-pose terms."""
+        degrees = torch.stack([bins_to_degrees(logits[:, i]) for i in range(3)], dim=1)
+        return {"head_pose": head_pose_loss(degrees, labels), "head_pose_bins": head_pose_bin_loss(logits, labels)}
+
+    def weighted(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """(Σ weight·term, unweighted values for the log); names ending in `_frames` take the
+        weight of the name without it (the same loss on the extra pose frames)."""
+        total = sum(getattr(self.w, name.removesuffix("_frames")) * value for name, value in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}

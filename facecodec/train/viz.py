@@ -13,7 +13,8 @@ from PIL import Image
 
 from ..media import to_frames
 from ..models import FaceVid2Vid
-from .forward import run_model, warp_source
+from ..models.generator import warp_image
+from .forward import run_model
 
 GRID_COLUMNS = ("source", "driving", "generated", "warped source", "occlusion", "blend mask")
 
@@ -37,7 +38,7 @@ def sample_grid(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tenso
         sources.repeat_interleave(n, 0),
         drivings.flatten(0, 1),
         out.generated,
-        warp_source(sources.repeat_interleave(n, 0), out.deformation, size),
+        warp_image(sources.repeat_interleave(n, 0), out.deformation, size),
         grey(out.occlusion),
         grey(blend) if blend is not None else torch.zeros_like(out.generated),
     ]

@@ -85,3 +85,11 @@ def test_nanmean_skips_missing_frames():
     assert metrics.nanmean(np.array([1.0, np.nan, 3.0])) == 2.0
     assert np.isnan(metrics.nanmean(np.array([np.nan])))
     assert np.isinf(metrics.nanmean(np.array([np.inf, np.inf])))
+
+
+def test_transfer_share_counts_missing_faces_as_failures():
+    from facecodec.eval.run import _fraction_closer
+
+    portrait = np.array([0.1, 0.2, np.nan, 0.5])
+    driver = np.array([0.8, 0.9, 0.7, 0.4])
+    assert _fraction_closer(portrait, driver) == 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facecodec.train.data import ClipFrames, PairSampler, load_clips
+from facecodec.train.data import ClipFrames, PairSampler, load_clips, sample_pose_frames
 from facecodec.train.split import read_clips
 
 
@@ -50,3 +50,17 @@ def test_landmarks_are_normalised_and_mirror_with_the_image():
                           .sample(4).landmarks for s in range(4)])
     assert set(mirrored[:, :, 0, 0].flatten().tolist()) == {-0.5, 0.5}
     assert torch.all(mirrored[:, :, 0, 1] == 0.5)  # y is kept
+
+
+def test_pose_frames_come_with_their_labels_and_mirror_together():
+    """Each clip is a constant grey level with its own yaw: a sampled frame's label is its clip's."""
+    clips = [ClipFrames(f"id{i}", f"c{i}", np.full((5, 8, 8, 3), 50 * i, np.uint8), None) for i in range(4)]
+    poses = [np.tile(np.array([[10.0 * i, 2.0, 1.0 + i]], np.float32), (5, 1)) for i in range(4)]
+    sampler = PairSampler(clips, 2, np.random.default_rng(0), augment=False, poses=poses)
+    images, labels = sample_pose_frames(sampler, 12)
+    assert images.shape == (12, 3, 8, 8) and labels.shape == (12, 3)
+    clip_of = (images[:, 0, 0, 0] * 255 / 50).round().long()
+    assert torch.equal(labels[:, 0], 10.0 * clip_of) and len(set(clip_of.tolist())) > 1
+    mirrored = PairSampler(clips, 2, np.random.default_rng(3), augment=True, poses=poses)
+    _, labels = sample_pose_frames(mirrored, 40)
+    assert torch.all(labels[:, 1] == 2.0) and (labels[:, 2] < 0).any() and (labels[:, 2] > 0).any()

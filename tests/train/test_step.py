@@ -5,18 +5,28 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
+from facecodec.models.generator import warp_image
 from facecodec.train.config import LossWeights, TrainConfig
 from facecodec.train.data import PairBatch
 from facecodec.train.forward import (
     apply_affine_image,
     apply_affine_points,
     random_affine,
+    random_views,
     run_model,
-    warp_source,
 )
-from facecodec.train.losses import TrainingLoss, head_pose_bin_loss, keypoint_prior, landmark_flow_loss
+from facecodec.train.data import normalise_landmarks
+from facecodec.train.losses import (
+    TrainingLoss,
+    freeview_flow_loss,
+    head_pose_bin_loss,
+    keypoint_prior,
+    landmark_flow_loss,
+    rotate_landmarks,
+)
 from facecodec.train.loop import build_state, optimise_on
 
 CFG = TrainConfig(lr=2e-4, losses=LossWeights(perceptual_scales=(1.0,)))  # 64² images: one scale
@@ -29,7 +39,7 @@ def _fixed_batch(size: int = 64) -> PairBatch:
     sources = torch.stack([frame(0.0), frame(-0.1)])
     drivings = torch.stack([torch.stack([frame(0.2), frame(-0.2)]), torch.stack([frame(0.1), frame(0.0)])])
     labels = torch.tensor([[0.0, 0, 0], [1, 0, 0], [5, 0, 0], [-5, 0, 0], [3, 0, 0], [0, 0, 0]])
-    blob = lambda cx: torch.tensor([[cx, 0.0], [cx + 0.2, 0.1]])  # noqa: E731  two landmarks on the blob
+    blob = lambda cx: torch.tensor([[cx, 0.0, -0.1], [cx + 0.2, 0.1, 0.0]])  # noqa: E731  two landmarks (x, y, z)
     landmarks = torch.stack([torch.stack([blob(0.0), blob(0.2), blob(-0.2)]),
                              torch.stack([blob(-0.1), blob(0.1), blob(0.0)])])  # (B, 1 + N, L, 2)
     return PairBatch(sources, drivings, np.zeros(2), np.zeros((2, 3)), labels, landmarks)
@@ -55,7 +65,7 @@ def test_initialisation_starts_at_the_repeat_source_baseline(tiny_config):
         out = run_model(state.model.eval(), batch.sources, batch.drivings)
     repeated = batch.sources.repeat_interleave(2, 0)
     assert (out.generated - repeated).abs().mean() < 0.08
-    assert (warp_source(repeated, out.deformation, 64) - repeated).abs().mean() < 0.05
+    assert (warp_image(repeated, out.deformation, 64) - repeated).abs().mean() < 0.05
 
 
 def test_affine_points_follow_the_image_warp():
@@ -122,3 +132,49 @@ def test_pose_bin_loss_is_lowest_for_the_labelled_bin():
     right[0, torch.arange(3), bins[0]] = 10.0
     wrong = torch.roll(right, 5, dims=-1)
     assert head_pose_bin_loss(right, labels).item() < 1e-3 < 1 < head_pose_bin_loss(wrong, labels).item()
+
+
+def test_turned_landmarks_read_as_the_requested_pose_by_pnp():
+    """The free-view target geometry agrees with the measurement: a frontal head's landmarks turned
+    to yaw/pitch/roll +25° are measured (MediaPipe model + solvePnP) at that pose."""
+    pytest.importorskip("cv2")
+    from facecodec.landmarks import _POSE_INDEX, _POSE_MODEL, NUM_LANDMARKS, head_pose
+
+    size, distance = 256, 40.0  # px focal (as head_pose's camera); head 40 cm away: a face ≈ 100 px wide
+    model = _POSE_MODEL.copy()
+    model[:, 2] += distance  # camera coordinates, cm
+    points = np.full((NUM_LANDMARKS, 3), np.nan)
+    points[_POSE_INDEX, :2] = size / 2 + size * model[:, :2] / model[:, 2:]  # perspective projection
+    points[_POSE_INDEX, 2] = (model[:, 2] - distance) * size / distance  # depth in pixels at the face
+    normalised = torch.from_numpy(normalise_landmarks(points, size, flipped=False))[None]
+    for axis in range(3):
+        target = torch.zeros(1, 3)
+        target[0, axis] = 25.0
+        turned = rotate_landmarks(normalised, torch.zeros(1, 3), target)[0].numpy()
+        pixels = np.nan_to_num((turned + 1) * size / 2)  # PnP reads only the nine pose landmarks
+        measured = head_pose(pixels[None], size=size)[0]
+        assert abs(measured[axis] - 25.0) < 2.0, (axis, measured)
+        assert np.abs(np.delete(measured, axis)).max() < 2.0, (axis, measured)
+
+
+def test_freeview_flow_loss_is_zero_for_the_identity_edit_and_grows_with_the_turn():
+    landmarks = torch.tensor([[[-0.3, 0.2, -0.1], [0.4, -0.1, 0.05], [0.0, 0.5, -0.2]]])
+    pose = torch.tensor([[5.0, -3.0, 2.0]])
+    identity = _shift_deformation(1, (0.0, 0.0))
+    keep = torch.full((1, 3), float("nan"))
+    assert freeview_flow_loss(identity, landmarks, pose, keep).item() < 1e-5
+    small, large = (freeview_flow_loss(identity, landmarks, pose, torch.tensor([[a, np.nan, np.nan]])).item()
+                    for a in (10.0, 30.0))
+    assert 0 < small < large
+
+
+def test_a_step_with_free_view_edits_and_pose_frames_has_every_term(tiny_config):
+    state = build_state(CFG, tiny_config)
+    batch = _fixed_batch()
+    theta = random_affine(4, 10, 0.1, 0.1, generator=torch.Generator().manual_seed(0))
+    views = random_views(2, np.random.default_rng(0), 30.0, 0.5)
+    pose_frames = (batch.drivings.flatten(0, 1), batch.pose_labels[2:])
+    terms = optimise_on(state, TrainingLoss(CFG.losses), batch, theta, CFG.grad_clip, views, pose_frames)
+    assert np.isfinite(terms["freeview_flow"]) and terms["freeview_flow"] > 0
+    assert terms["head_pose_frames"] > 0 and terms["head_pose_bins_frames"] > 0
+    assert all(np.isfinite(v) for v in terms.values())

@@ -19,6 +19,8 @@ def add_train_parser(sub) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--steps", type=int, default=100_000, help="total steps to reach (counting resumed ones)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt when present")
+    p.add_argument("--lr", type=float, help="learning rate (default: TrainConfig.lr); also applies on --resume, "
+                   "e.g. to finish a run at a lower rate")
     p.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                    help="start from another run's checkpoint.pt (weights only; fresh optimiser, step 0)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded-frame cache (uint8 .npy)")
@@ -34,6 +36,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .loop import RunPaths, train
 
     cfg = dataclasses.replace(TrainConfig(), preset=args.preset, threads=args.threads)
+    if args.lr is not None:
+        cfg = dataclasses.replace(cfg, lr=args.lr)
     state = train(cfg, RunPaths(args.data, args.out, args.cache), args.steps, resume=args.resume, device=args.device,
                   init_from=args.init_from)
     if args.export:

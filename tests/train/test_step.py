@@ -178,3 +178,15 @@ def test_a_step_with_free_view_edits_and_pose_frames_has_every_term(tiny_config)
     assert np.isfinite(terms["freeview_flow"]) and terms["freeview_flow"] > 0
     assert terms["head_pose_frames"] > 0 and terms["head_pose_bins_frames"] > 0
     assert all(np.isfinite(v) for v in terms.values())
+
+
+def test_learning_rates_follow_the_config_with_a_warm_up(tiny_config):
+    """A resumed run takes the rates of its config (e.g. a lower --lr to finish), ramped at the start."""
+    from facecodec.train.loop import _apply_learning_rates
+
+    cfg = dataclasses.replace(CFG, lr=1e-4, head_lr_scale=0.3, warmup_steps=50)
+    state = build_state(CFG, tiny_config)
+    _apply_learning_rates(state.optimizer, cfg, step=1000)
+    assert [g["lr"] for g in state.optimizer.param_groups] == pytest.approx([1e-4, 3e-5])
+    _apply_learning_rates(state.optimizer, cfg, step=4)
+    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)

@@ -22,7 +22,11 @@ def add_train_parser(sub) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default: TrainConfig.lr); also applies on --resume, "
                    "e.g. to finish a run at a lower rate")
     p.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
-                   help="start from another run's checkpoint.pt (weights only; fresh optimiser, step 0)")
+                   help="start from another run's checkpoint.pt or from weights (.safetensors, e.g. the shipped "
+                   "weights/lite.safetensors): weights only, fresh optimiser, step 0")
+    p.add_argument("--sources-per-batch", type=int,
+                   help="sources per step, each with its drivings (default: TrainConfig; raise it on a GPU)")
+    p.add_argument("--max-minutes", type=float, help="stop (checkpoint, export) after this much wall time")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded-frame cache (uint8 .npy)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; on a shared, loaded CPU one thread ran 10× faster than two (no barrier waits)")
@@ -38,8 +42,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(TrainConfig(), preset=args.preset, threads=args.threads)
     if args.lr is not None:
         cfg = dataclasses.replace(cfg, lr=args.lr)
+    if args.sources_per_batch is not None:
+        cfg = dataclasses.replace(cfg, sources_per_batch=args.sources_per_batch)
     state = train(cfg, RunPaths(args.data, args.out, args.cache), args.steps, resume=args.resume, device=args.device,
-                  init_from=args.init_from)
+                  init_from=args.init_from, max_minutes=args.max_minutes)
     if args.export:
         print(export_weights(state, args.out, args.export))
     return 0

@@ -81,7 +81,9 @@ class Decoder:
         self._synced = False
         self._next = first_seq  # frame number of the next frame to emit
         self._buffer: dict[int, Packet] = {}  # waiting MOTION packets by frame number
-        self._keyframe: tuple[int, np.ndarray] | None = None  # (frame number, image) not yet emitted
+        # keyframes not yet emitted, by frame number: several can wait at once (a file read whole,
+        # refreshes within the reorder window); each is handed out with its own frame
+        self._keyframes: dict[int, np.ndarray] = {}
         self._keyframe_seq: int | None = None  # frame number of the newest accepted keyframe
         self._history: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # last two outputs
         self._last_timestamp: tuple[int, int] | None = None  # (frame number, timestamp_ms)
@@ -130,7 +132,7 @@ class Decoder:
         except InvalidFieldError as exc:
             self._drop(DropReason.INVALID, f"KEYFRAME seq {packet.seq}: {exc}")
             return
-        self._keyframe, self._keyframe_seq = (seq, image), seq
+        self._keyframes[seq], self._keyframe_seq = image, seq
 
     def _drain(self, final: bool) -> list[DecodedFrame]:
         frames = []
@@ -178,7 +180,7 @@ class Decoder:
         return (last_ms + round((seq - last_seq) * self.header.frame_ms)) % TIMESTAMP_MODULUS
 
     def _take_keyframe(self, seq: int) -> np.ndarray | None:
-        if self._keyframe is None or self._keyframe[0] > seq:
-            return None
-        image, self._keyframe = self._keyframe[1], None
-        return image
+        """The newest waiting keyframe for frames up to `seq` (older ones are superseded by it)."""
+        due = sorted(k for k in self._keyframes if k <= seq)
+        images = [self._keyframes.pop(k) for k in due]
+        return images[-1] if images else None

@@ -59,6 +59,22 @@ def test_keyframes_attach_to_their_frame_and_refresh_is_flagged(header, motions,
     assert decoder.stats.keyframes == 3 and decoder.drops[DropReason.STALE] == 2  # keyframe + its motion
 
 
+def test_keyframes_waiting_together_each_reach_their_frame(header, motions, smooth_image):
+    """A whole file (or a burst within the reorder window) brings several keyframes before any of
+    their frames is due: each must still come out with its own frame."""
+    encoder = Encoder(header)
+    chunks = []
+    for n, m in enumerate(motions[:12]):
+        if n in (0, 4, 8):
+            encoder.request_keyframe(np.roll(smooth_image, 40 * n, axis=1))
+        chunks.append(encoder.encode(m, 40 * n))
+    decoder = Decoder(header)
+    frames = decoder.push(b"".join(chunks)) + decoder.flush()
+    assert [f.seq for f in frames if f.keyframe is not None] == [0, 4, 8]
+    for n in (0, 4, 8):
+        assert abs(frames[n].keyframe.astype(int) - np.roll(smooth_image, 40 * n, axis=1)).mean() < 3
+
+
 def test_late_keyframe_attaches_to_the_next_frame(header, motions, smooth_image):
     encoder = Encoder(header)
     encoder.request_keyframe(smooth_image)

@@ -54,12 +54,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    from .bitstream import RefreshPolicy
     from .serving import codec
 
     networks = codec.local_networks(args.preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
     encoder = codec.encode_file(networks, args.video, args.out, preset=args.preset, max_frames=args.max_frames,
-                                target_kbps=args.kbps)
-    print(f"{args.out}: {encoder.stats.frames} frames, {encoder.stats.kbps():.1f} kbit/s")
+                                target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args))
+    refreshes = f", {encoder.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
+    print(f"{args.out}: {encoder.stats.frames} frames, {encoder.stats.kbps():.1f} kbit/s{refreshes}")
     return 0
 
 
@@ -74,6 +76,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _add_codec_parsers(sub) -> None:
+    from .bitstream.refresh import RefreshPolicy
+
     p = sub.add_parser("encode", help="video → stream file, in-process (ONNX Runtime)")
     _add_model_args(p)
     p.add_argument("video", type=Path)
@@ -81,6 +85,7 @@ def _add_codec_parsers(sub) -> None:
     p.add_argument("--onnx", type=Path, help="exported networks (default artifacts/onnx/<preset>, exported if missing)")
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
+    RefreshPolicy.add_arguments(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="stream file → MP4, in-process (ONNX Runtime); preset from the stream")

@@ -40,6 +40,8 @@ from |bucket| ≥ 2 on, |bucket| − 1 uniform mantissa bits. Frame 0, every int
 frame and frames after `Encoder.request_intra()` are intra; an intra packet resets all
 prediction and model state, so it alone resynchronises a decoder.
 KEYFRAME body: codec (1 byte: 1 WebP, 2 JPEG) then the coded (H, W, 3) RGB source image.
+A KEYFRAME after the first is a REFRESH: the receiver renders from it on. `RefreshPolicy` sends
+one when the head has turned or moved too far from the current source for one picture to serve.
 
 Rates (K = 15, 25 fps): a MOTION packet costs 13 bytes + payload (whole 4-byte words), so
 framing alone is 2.6 kbit/s. Default steps give ≈ 6.3 kbit/s on synthetic talking-head
@@ -58,13 +60,14 @@ from .motion import Motion, split_batch, stack_batch
 from .packet import Flags, Packet, PacketType, parse_packet, scan_packets
 from .quant import DEFAULT_STEPS, PerField, qscale_factor
 from .ratecontrol import RateController
+from .refresh import RefreshPolicy
 from .stats import StreamStats
 from .stream import DecodedStream, decode_stream, encode_stream, read_stream, write_stream
 
 __all__ = [
     "BadMagicError", "BitstreamError", "ChecksumError", "DEFAULT_STEPS", "DecodedFrame", "DecodedStream",
     "Decoder", "DropReason", "Encoder", "Flags", "FramingError", "ImageCodec", "InvalidFieldError", "Motion", "Packet",
-    "PacketType", "PerField", "RateController", "StreamHeader", "StreamStats", "TruncatedError",
+    "PacketType", "PerField", "RateController", "RefreshPolicy", "StreamHeader", "StreamStats", "TruncatedError",
     "UnsupportedVersionError", "decode_keyframe", "decode_stream", "encode_keyframe", "encode_stream",
     "parse_packet", "qscale_factor", "read_stream", "scan_packets", "split_batch", "stack_batch",
     "write_stream",

@@ -11,6 +11,7 @@ from .motion import Motion
 from .packet import Flags, Packet, PacketType
 from .quant import QSCALE_UNITY, qscale_factor
 from .ratecontrol import RateController
+from .refresh import RefreshPolicy
 from .stats import StreamStats
 
 
@@ -20,10 +21,13 @@ class Encoder:
     Packets of frame n carry seq = n mod 65536. Every `header.intra_interval` frames (and
     after `request_intra`) the MOTION packet is intra. With `target_kbps`, a
     `RateController` picks each packet's quantiser scale; otherwise `qscale` is fixed.
+    With `refresh`, frames passed to `encode` with their image get a new keyframe whenever the
+    policy finds the head too far from the current source (`RefreshPolicy`).
     """
 
     def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
-                 keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None) -> None:
+                 keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None,
+                 refresh: RefreshPolicy | None = None) -> None:
         qscale_factor(qscale)  # validates the index
         self.header = header
         self.stats = StreamStats(float(header.fps))
@@ -36,6 +40,8 @@ class Encoder:
         self._frames_since_intra = 0
         self._force_intra = True
         self._pending_keyframe: bytes | None = None
+        self.refresh = refresh
+        self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
 
     def request_keyframe(self, image: np.ndarray) -> None:
         """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on.
@@ -58,14 +64,25 @@ class Encoder:
         state = self._state.reconstruction
         return None if state is None else Motion.from_vector(state, self.header.num_kp)
 
-    def encode(self, motion: Motion, timestamp_ms: int) -> bytes:
-        """Bytes of the packets for one frame: [KEYFRAME] MOTION. `timestamp_ms` ≥ 0."""
+    def encode(self, motion: Motion, timestamp_ms: int, image: np.ndarray | None = None) -> bytes:
+        """Bytes of the packets for one frame: [KEYFRAME] MOTION. `timestamp_ms` ≥ 0; `image`
+        ((H, W, 3) uint8, the frame itself) lets the refresh policy send it as a new source."""
         vector, timestamp_ms = motion.to_vector(), int(timestamp_ms)
         if motion.num_kp != self.header.num_kp or not np.all(np.isfinite(vector)):
             raise ValueError(f"motion must have K={self.header.num_kp} keypoints and finite values")
+        if image is not None and self._refresh_due(motion, timestamp_ms):
+            self.request_keyframe(image)
+        if self._pending_keyframe is not None:
+            self._source = (motion, timestamp_ms)
         chunk = self._keyframe_packet(timestamp_ms) + self._motion_packet(vector, timestamp_ms)
         self._frame += 1
         return chunk
+
+    def _refresh_due(self, motion: Motion, timestamp_ms: int) -> bool:
+        if self.refresh is None or self._source is None or self._pending_keyframe is not None:
+            return False
+        source, source_ms = self._source
+        return self.refresh.due(source, motion, (timestamp_ms - source_ms) / 1000)
 
     def _keyframe_packet(self, timestamp_ms: int) -> bytes:
         if self._pending_keyframe is None:

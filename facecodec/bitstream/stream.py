@@ -13,6 +13,7 @@ from .encoder import Encoder
 from .errors import DropReason
 from .header import StreamHeader
 from .motion import Motion
+from .refresh import RefreshPolicy
 from .stats import StreamStats
 
 FILE_REORDER_WINDOW = 8  # frames a file reader waits for a late packet
@@ -29,14 +30,20 @@ class DecodedStream:
 
 
 def encode_stream(header: StreamHeader, motions: Sequence[Motion], *, source_image: np.ndarray | None = None,
-                  timestamps_ms: Sequence[int] | None = None, target_kbps: float | None = None) -> bytes:
-    """Header + packets of a whole sequence; timestamps default to the nominal frame rate."""
-    encoder = Encoder(header, target_kbps=target_kbps)
+                  timestamps_ms: Sequence[int] | None = None, target_kbps: float | None = None,
+                  images: Sequence[np.ndarray] | None = None, refresh: RefreshPolicy | None = None) -> bytes:
+    """Header + packets of a whole sequence; timestamps default to the nominal frame rate. With
+    `refresh`, `images` (one per motion) are the frames it may send as new keyframes."""
+    if refresh is not None and (images is None or len(images) != len(motions)):
+        raise ValueError("a refresh policy needs the frame images, one per motion")
+    encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
     if source_image is not None:
         encoder.request_keyframe(source_image)
     if timestamps_ms is None:
         timestamps_ms = [round(n * header.frame_ms) for n in range(len(motions))]
-    chunks = [encoder.encode(motion, ts) for motion, ts in zip(motions, timestamps_ms, strict=True)]
+    frames = images if images is not None else [None] * len(motions)
+    chunks = [encoder.encode(motion, ts, image)
+              for motion, ts, image in zip(motions, timestamps_ms, frames, strict=True)]
     return header.to_bytes() + b"".join(chunks)
 
 

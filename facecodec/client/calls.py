@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..bitstream import Decoder, Encoder, read_stream
+from ..bitstream import Decoder, Encoder, RefreshPolicy, read_stream
 from ..media import probe_fps, read_image, read_video, to_frames, write_video
 from ..pipeline import ViewEdit, encode_frames, images_to_batch
 from ..serving import codec
@@ -43,13 +43,15 @@ class Connection:
 
 
 def encode(
-    conn: Connection, video: Path, out: Path, *, max_frames: int | None = None, target_kbps: float | None = None
+    conn: Connection, video: Path, out: Path, *, max_frames: int | None = None, target_kbps: float | None = None,
+    refresh: RefreshPolicy | None = None,
 ) -> Encoder:
     """Video → motion_encoder over gRPC → packets → stream file; returns the encoder (for its stats)."""
     networks = conn.networks()
     try:
         preset = networks.served_model().preset
-        return codec.encode_file(networks, video, out, preset=preset, max_frames=max_frames, target_kbps=target_kbps)
+        return codec.encode_file(networks, video, out, preset=preset, max_frames=max_frames, target_kbps=target_kbps,
+                                 refresh=refresh)
     finally:
         networks.close()
 
@@ -76,8 +78,9 @@ class CallReport:
     latency_ms_p95: float
     kbps: float  # packets on the link, source keyframe included
     kbps_motion: float  # without the keyframe
-    keyframe_bytes: int
+    keyframe_bytes: int  # all keyframes: the first and any refreshes
     psnr_db: float  # decoded vs the sender's frames
+    keyframes: int = 1  # the first + refreshes
     outputs: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -150,6 +153,7 @@ def call(
     max_frames: int | None = None,
     realtime: bool = True,
     target_kbps: float | None = None,
+    refresh: RefreshPolicy | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CallResult:
     """Sender and receiver of one call in one process, the sender paced at the clip's frame rate.
@@ -159,7 +163,7 @@ def call(
     frames = read_video(video, size=served.image_size, max_frames=max_frames)
     fps = probe_fps(video)
     header = codec.stream_header(served.preset, served.num_kp, served.image_size, fps)
-    encoder = Encoder(header, target_kbps=target_kbps)
+    encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
     captured: dict[int, float] = {}
     packets = [header.to_bytes()]
     with conn.session() as session:
@@ -172,7 +176,7 @@ def call(
             motion = encode_frames(networks, images_to_batch(frame[None]))
             if n == 0:
                 encoder.request_keyframe(frame)
-            packets.append(encoder.encode(codec.to_motions(motion)[0], round(n * header.frame_ms)))
+            packets.append(encoder.encode(codec.to_motions(motion)[0], round(n * header.frame_ms), frame))
             rx.link.put(packets[-1])
             if progress and time.monotonic() >= next_report:
                 next_report += 1.0
@@ -200,6 +204,7 @@ def call(
         kbps_motion=encoder.stats.kbps(keyframes=False),
         keyframe_bytes=encoder.stats.keyframe_bytes,
         psnr_db=psnr(decoded, frames),
+        keyframes=encoder.stats.keyframes,
     )
     if out_dir is not None:
         report.outputs = _write_call(Path(out_dir), frames, decoded, fps, b"".join(packets))

@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..bitstream.refresh import RefreshPolicy
 from ..pipeline import ViewEdit
 from . import calls
 from .remote import DEFAULT_URL, ClientError
@@ -41,7 +42,8 @@ def _view(args) -> ViewEdit | None:
 
 
 def cmd_encode(args, conn) -> int:
-    encoder = calls.encode(conn, args.video, args.out, max_frames=args.max_frames, target_kbps=args.kbps)
+    encoder = calls.encode(conn, args.video, args.out, max_frames=args.max_frames, target_kbps=args.kbps,
+                           refresh=RefreshPolicy.from_arguments(args))
     stats = encoder.stats
     motion = stats.kbps(keyframes=False)
     print(f"{args.out}: {stats.frames} frames, {stats.kbps():.1f} kbit/s ({motion:.1f} without the keyframe)")
@@ -62,6 +64,7 @@ def cmd_call(args, conn) -> int:
         max_frames=args.max_frames,
         realtime=not args.no_realtime,
         target_kbps=args.kbps,
+        refresh=RefreshPolicy.from_arguments(args),
         progress=print,
     ).report
     summary = report.as_dict()
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, required=True, help="stream file to write")
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
+    RefreshPolicy.add_arguments(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", parents=[shared], help="stream file → decoder session → MP4")
@@ -121,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
     p.add_argument("--no-realtime", action="store_true", help="send frames as fast as possible")
+    RefreshPolicy.add_arguments(p)
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("reenact", parents=[shared], help="portrait driven by another person's video")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bitstream import DecodedFrame, Encoder, Motion, StreamHeader, read_stream, split_batch, write_stream
+from ..bitstream import (DecodedFrame, Encoder, Motion, RefreshPolicy, StreamHeader, read_stream, split_batch,
+                         write_stream)
 from ..media import probe_fps, read_video, to_frames, write_video
 from ..pipeline import MotionBatch, Networks, OrtNetworks, ViewEdit, encode_frames, images_to_batch
 from ..presets import get_preset
@@ -50,13 +51,15 @@ def stream_header(preset: str, num_kp: int, size: int, fps: float, **options) ->
 
 
 def encode_video(
-    networks: Networks, frames: np.ndarray, header: StreamHeader, *, target_kbps: float | None = None
+    networks: Networks, frames: np.ndarray, header: StreamHeader, *, target_kbps: float | None = None,
+    refresh: RefreshPolicy | None = None,
 ) -> tuple[list[bytes], Encoder]:
-    """Sender: (T, S, S, 3) uint8 frames → the packets of each frame (frame 0 is the keyframe)."""
+    """Sender: (T, S, S, 3) uint8 frames → the packets of each frame (frame 0 is the keyframe; with
+    `refresh`, later frames too when the head has gone far from the current source)."""
     motions = to_motions(encode_frames(networks, images_to_batch(frames)))
-    encoder = Encoder(header, target_kbps=target_kbps)
+    encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
     encoder.request_keyframe(frames[0])
-    chunks = [encoder.encode(m, round(n * header.frame_ms)) for n, m in enumerate(motions)]
+    chunks = [encoder.encode(m, round(n * header.frame_ms), frame) for n, (m, frame) in enumerate(zip(motions, frames))]
     return chunks, encoder
 
 
@@ -126,12 +129,13 @@ def encode_file(
     preset: str,
     max_frames: int | None = None,
     target_kbps: float | None = None,
+    refresh: RefreshPolicy | None = None,
 ) -> Encoder:
     """Video file → stream file; returns the encoder (its `stats` hold the bit rate)."""
     cfg = get_preset(preset)
     frames = read_video(video, size=cfg.image_size, max_frames=max_frames)
     header = stream_header(preset, cfg.num_kp, cfg.image_size, probe_fps(video))
-    chunks, encoder = encode_video(networks, frames, header, target_kbps=target_kbps)
+    chunks, encoder = encode_video(networks, frames, header, target_kbps=target_kbps, refresh=refresh)
     write_stream(out, header, chunks)
     return encoder
 

@@ -9,7 +9,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from facecodec.bitstream import read_stream
+from facecodec.bitstream import RefreshPolicy, read_stream
 from facecodec.client import calls
 from facecodec.client.cli import main as client_main
 from facecodec.media import ffmpeg_exe, read_video, to_frames, write_video
@@ -70,6 +70,16 @@ def test_call_end_to_end(conn, local, clip, tmp_path):
     assert "512x256" in _probe(tmp_path / "side_by_side.mp4")  # input | decoded
     expected = local_decode(local, tmp_path / "stream.fcdc")  # the packets the link carried, in-process
     assert_close_frames(result.frames, expected)
+
+
+def test_call_with_keyframe_refresh(conn, local, clip, tmp_path):
+    """Refresh keyframes travel mid-call; the Triton session swaps its source on each, as in-process."""
+    eager = RefreshPolicy(max_angle_deg=0.5, max_shift=0.01, min_interval_s=0.2)  # refresh at every chance
+    result = calls.call(conn, clip, tmp_path, max_frames=24, realtime=False, refresh=eager)
+    keyframes = [f.seq for f in read_stream(tmp_path / "stream.fcdc").frames if f.keyframe is not None]
+    assert keyframes[0] == 0 and len(keyframes) >= 3 and result.report.keyframes == len(keyframes)
+    assert all(b - a >= 5 for a, b in zip(keyframes, keyframes[1:]))  # at most one per 0.2 s at 25 fps
+    assert_close_frames(result.frames, local_decode(local, tmp_path / "stream.fcdc"))
 
 
 def _probe(path) -> str:

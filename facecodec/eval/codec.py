@@ -14,7 +14,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..bitstream import StreamHeader, decode_stream, encode_stream, split_batch, stack_batch
+from ..bitstream import (PacketType, RefreshPolicy, StreamHeader, decode_stream, encode_stream, scan_packets,
+                         split_batch, stack_batch)
 from ..media import to_frames
 from ..pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
 
@@ -24,10 +25,11 @@ class CodecRun:
     """One clip sent through the codec: the receiver's frames and what the stream cost."""
 
     frames: np.ndarray  # (T, H, W, 3) uint8, decoded
-    keyframe: np.ndarray  # (H, W, 3) uint8, the source image as the receiver decoded it
-    kbps: float  # whole stream (keyframe + motion packets), kbit/s over the clip's duration
+    keyframe: np.ndarray  # (H, W, 3) uint8, the first source image as the receiver decoded it
+    kbps: float  # whole stream (keyframes + motion packets), kbit/s over the clip's duration
     motion_kbps: float  # motion packets only
-    keyframe_bytes: int
+    keyframe_bytes: int  # the first keyframe (what the repeat-source baseline costs)
+    keyframes: int = 1  # the first + refreshes (their bytes are in `kbps`)
 
 
 def _motion_batch(motions) -> MotionBatch:
@@ -45,9 +47,25 @@ def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = N
     return np.concatenate(parts)
 
 
+def render_stream(networks: Networks, motion: MotionBatch, sources: dict[int, np.ndarray], *,
+                  batch: int = 8) -> np.ndarray:
+    """Receiver frames for T frames of decoded `motion`; `sources` maps a frame index to the keyframe
+    image ((H, W, 3) uint8) that applies from that frame on (0 must be one), and that frame's own
+    motion is the source's, as in a call (`serving.codec.frame_request`) → (T, H, W, 3) uint8."""
+    if 0 not in sources:
+        raise ValueError("frame 0 needs a source keyframe")
+    starts = sorted(sources) + [len(motion)]
+    receiver, parts = Receiver(networks), []
+    for start, end in zip(starts, starts[1:]):
+        receiver.set_source(images_to_batch(sources[start][None]), motion[start])
+        parts.append(render(receiver, motion[start:end], batch=batch))
+    return np.concatenate(parts)
+
+
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
-                 batch: int = 8) -> CodecRun:
-    """Send `frames` (T, H, W, 3) uint8 through sender → bitstream → receiver; source = frame 0."""
+                 batch: int = 8, refresh: RefreshPolicy | None = None) -> CodecRun:
+    """Send `frames` (T, H, W, 3) uint8 through sender → bitstream → receiver; source = frame 0, and
+    with `refresh` later frames too, whenever the policy sends one as a new keyframe."""
     t, h, w, _ = frames.shape
     rate = Fraction(fps).limit_denominator(1001)
     header = StreamHeader(preset=preset, num_kp=num_kp, height=h, width=w, fps_num=rate.numerator,
@@ -55,19 +73,20 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
     sent = encode_frames(networks, images_to_batch(frames), batch)
     motions = split_batch(sent.rotation[:, 0], sent.rotation[:, 1], sent.rotation[:, 2], sent.translation,
                           sent.expression)
-    stream = decode_stream(encode_stream(header, motions, source_image=frames[0]))
+    data = encode_stream(header, motions, source_image=frames[0], images=frames, refresh=refresh)
+    stream = decode_stream(data)
     if len(stream.frames) != t or stream.frames[0].keyframe is None:
         raise RuntimeError(f"bitstream round trip returned {len(stream.frames)} of {t} frames")
-    keyframe = stream.frames[0].keyframe
+    sources = {i: f.keyframe for i, f in enumerate(stream.frames) if f.keyframe is not None}
     received = _motion_batch([f.motion for f in stream.frames])
-    receiver = Receiver(networks)
-    receiver.set_source(images_to_batch(keyframe[None]), received[0])
     return CodecRun(
-        frames=render(receiver, received, batch=batch),
-        keyframe=keyframe,
+        frames=render_stream(networks, received, sources, batch=batch),
+        keyframe=sources[0],
         kbps=stream.stats.kbps(),
         motion_kbps=stream.stats.kbps(keyframes=False),
-        keyframe_bytes=stream.stats.keyframe_bytes,
+        keyframe_bytes=next(len(p.to_bytes()) for p in scan_packets(data[len(header.to_bytes()):])
+                            if p.type == PacketType.KEYFRAME),
+        keyframes=len(sources),
     )
 
 

@@ -30,9 +30,10 @@ class ClipResult:
     frames: int
     kbps: float  # codec stream: keyframe + motion packets
     motion_kbps: float
-    keyframe_bytes: int
+    keyframe_bytes: int  # the first keyframe
     faces: dict[str, int]  # frames with a face found: original, model, baseline
     per_frame: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # output → metric → (T,)
+    keyframes: int = 1  # sent by the codec: the first + refreshes
 
     @property
     def baseline_kbps(self) -> float:
@@ -80,7 +81,7 @@ def metrics_document(results: list[ClipResult], info: dict) -> dict:
     clips = [
         {
             "name": r.name, "path": r.path, "frames": r.frames, "fps": r.fps, "faces_found": r.faces,
-            "kbps": r.kbps, "motion_kbps": r.motion_kbps, "keyframe_bytes": r.keyframe_bytes,
+            "kbps": r.kbps, "motion_kbps": r.motion_kbps, "keyframe_bytes": r.keyframe_bytes, "keyframes": r.keyframes,
             **{output: r.means(output) for output in OUTPUTS},
             "per_frame": r.per_frame,
         }
@@ -112,6 +113,14 @@ def _table(results: list[ClipResult], names: list[str]) -> list[str]:
     return lines
 
 
+def _refresh_lines(results: list[ClipResult], refresh: str | None) -> list[str]:
+    if refresh is None:
+        return []
+    counts = ", ".join(f"{r.name} {r.keyframes - 1}" for r in results)
+    return [f"- **keyframe refresh on** ({refresh}): the sender also sends later frames as new sources; refresh "
+            f"keyframes per clip: {counts}. Their bytes are in kbit/s."]
+
+
 def write_report(path: Path, results: list[ClipResult], info: dict, names: list[str], figures: dict[str, str],
                  extra: list[str] | None = None) -> Path:
     """report.md: setup, the per-clip table (codec and baseline side by side), figures, notes."""
@@ -123,6 +132,7 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         "- source: each clip's first frame, sent as a WebP keyframe; every frame then decoded from the motion "
         "packets by the in-process pipeline (eager PyTorch). kbit/s is the real stream: keyframe + packets "
         "over the clip's duration (short clips make the one-off keyframe dominate); motion kbit/s: packets alone.",
+        *_refresh_lines(results, info.get("refresh")),
         "- baseline: the receiver shows the decoded keyframe for every frame (costs the keyframe only).",
         "- metrics: PSNR and SSIM (Gaussian 11, σ 1.5) on RGB; LPIPS = shift-tolerant LPIPS (stlpips-pytorch "
         "AlexNet and VGG weights); AKD = mean distance of the 478 MediaPipe landmarks; AED = distance of dlib "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bitstream import RefreshPolicy
 from ..media import probe_fps, read_still, read_video, write_video
 from ..pipeline import Networks
 from . import figures
@@ -45,11 +46,11 @@ def validation_clips(manifest: Path) -> list[Path]:
 
 
 def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
-                  video_dir: Path | None) -> ClipResult:
+                  video_dir: Path | None, refresh: RefreshPolicy | None = None) -> ClipResult:
     """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
     original = read_video(path, max_frames=max_frames)
     fps = probe_fps(path)
-    run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps)
+    run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps, refresh=refresh)
     faces = evaluator.analyse(original)
     outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
                "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame
@@ -59,6 +60,7 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
         faces={"original": faces.faces_found, "model": outputs["model"][1].faces_found,
                "baseline": outputs["baseline"][1].faces_found * len(original)},
         per_frame=evaluator.compare(original, faces, outputs),
+        keyframes=run.keyframes,
     )
     if video_dir is not None:
         heat = figures.error_heat(original, run.frames)
@@ -125,14 +127,20 @@ def _freeview_lines(doc: dict) -> list[str]:
     return lines
 
 
+def _describe(policy: RefreshPolicy) -> str:
+    return (f"a new keyframe when an angle moved > {policy.max_angle_deg:g}° or the head > {policy.max_shift:g} "
+            f"from the current source's, at most one per {policy.min_interval_s:g} s")
+
+
 def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str, max_frames: int | None = None,
              lpips_nets: tuple[str, ...] = ("alex", "vgg"), identity: bool = True, videos: bool = True,
              freeview_image: Path | None = None, transfer: tuple[Path, Path] | None = None,
-             evaluator: Evaluator | None = None) -> dict:
+             evaluator: Evaluator | None = None, refresh: RefreshPolicy | None = None) -> dict:
     """Evaluate `clips` and write the report folder `out`; returns the metrics.json document.
 
     `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
-    `identity` are ignored).
+    `identity` are ignored). `refresh`: the sender may refresh the source keyframe (`RefreshPolicy`);
+    the baseline still repeats the first frame.
     """
     if not clips:
         raise ValueError("no clips to evaluate")
@@ -141,9 +149,10 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
     owned = evaluator is None
     evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
     try:
-        results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, video_dir=out / "videos" if videos
-                                 else None) for p in clips]
-        info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames}
+        results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh,
+                                 video_dir=out / "videos" if videos else None) for p in clips]
+        info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames,
+                "refresh": None if refresh is None else _describe(refresh)}
         doc = metrics_document(results, info)
         names = evaluator.metric_names
         figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png"}

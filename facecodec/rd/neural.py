@@ -22,8 +22,8 @@ import numpy as np
 from ..bitstream import DecodedStream, Encoder, Motion, StreamHeader, decode_stream, split_batch, stack_batch
 from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..bitstream.quant import QSCALE_UNITY
-from ..eval.codec import render
-from ..pipeline import MotionBatch, Networks, Receiver, encode_frames, images_to_batch
+from ..eval.codec import render_stream
+from ..pipeline import MotionBatch, Networks, encode_frames, images_to_batch
 from .quality import LpipsPlan, QualityMeter
 
 
@@ -119,10 +119,7 @@ def motion_batch(motions: list[Motion]) -> MotionBatch:
 
 def receive(networks: Networks, keyframe: np.ndarray, motions: list[Motion], batch: int = 8) -> np.ndarray:
     """Receiver frames (T, H, W, 3) uint8 from a keyframe image and per-frame motion (frame 0 = source)."""
-    received = motion_batch(motions)
-    receiver = Receiver(networks)
-    receiver.set_source(images_to_batch(keyframe[None]), received[0])
-    return render(receiver, received, batch=batch)
+    return render_stream(networks, motion_batch(motions), {0: keyframe}, batch=batch)
 
 
 def run_setting(networks: Networks, frames: np.ndarray, fps: float, motions: list[Motion], header: StreamHeader,

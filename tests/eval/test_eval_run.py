@@ -92,3 +92,33 @@ def test_freeview_and_transfer(model, evaluator, sample_frames, tmp_path):
 
     out = transfer_motion(model.networks, sample_frames[50], sample_frames[:2])
     assert out.shape == (2, 256, 256, 3) and out.dtype == np.uint8
+
+
+def test_render_stream_swaps_the_source_at_each_keyframe(model, sample_frames):
+    from facecodec.eval.codec import render, render_stream
+    from facecodec.pipeline import Receiver, encode_frames, images_to_batch
+
+    frames = sample_frames[:6]
+    motion = encode_frames(model.networks, images_to_batch(frames))
+    out = render_stream(model.networks, motion, {0: frames[0], 4: frames[4]})
+    for start, end in ((0, 4), (4, 6)):
+        receiver = Receiver(model.networks)
+        receiver.set_source(images_to_batch(frames[start][None]), motion[start])
+        np.testing.assert_array_equal(out[start:end], render(receiver, motion[start:end]))
+    with pytest.raises(ValueError, match="frame 0"):
+        render_stream(model.networks, motion, {2: frames[2]})
+
+
+def test_self_reenact_with_refresh_sends_and_uses_later_keyframes(model, sample_frames):
+    from facecodec.bitstream import RefreshPolicy
+    from facecodec.eval.codec import self_reenact
+
+    frames = sample_frames[:30]
+    plain = self_reenact(model.networks, frames, preset="lite", num_kp=model.num_kp)
+    eager = RefreshPolicy(max_angle_deg=1e-9, max_shift=1e-9, min_interval_s=0.4)  # every 10th frame (random net: tiny motion)
+    refreshed = self_reenact(model.networks, frames, preset="lite", num_kp=model.num_kp, refresh=eager)
+    assert (plain.keyframes, refreshed.keyframes) == (1, 3)
+    assert refreshed.keyframe_bytes == plain.keyframe_bytes  # the first keyframe: the baseline's cost
+    assert refreshed.kbps > plain.kbps  # the refreshes are paid for
+    np.testing.assert_array_equal(refreshed.frames[:10], plain.frames[:10])  # same source until frame 10
+    assert not np.array_equal(refreshed.frames[10:20], plain.frames[10:20])

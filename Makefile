@@ -55,6 +55,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 VIDEO ?= samples/talking_00086_4s.mp4
 SERVE_ARGS ?=
+DEMO_ARGS ?=
 SERVING := $(PY) -m facecodec.serving
 SERVING_REPO := --repository model_repository --onnx $(ARTIFACTS)/onnx/$(PRESET) --preset $(PRESET)
 
@@ -65,7 +66,7 @@ serve: setup
 
 # Export, start tritonserver on free ports, one real-time call on $(VIDEO), results in demo-out/, stop.
 demo: setup
-	$(SERVING) demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS)
+	$(SERVING) demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS) $(DEMO_ARGS)
 
 # The official quality figures (docs/eval, weights/MODEL_CARD.md): self-reenactment of the validation
 # identities vs the repeat-source baseline, free view of one validation face (lp_d10's first frame),

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..bitstream.refresh import RefreshPolicy
 from . import settings as settings_mod
 
 
@@ -40,6 +41,7 @@ def cmd_demo(args) -> int:
         onnx_dir=args.onnx,
         settings=settings_mod.from_arguments(args),
         max_frames=args.max_frames,
+        refresh=RefreshPolicy.from_arguments(args),
         progress=lambda line: print(line, flush=True),
     )
     print(
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--max-frames", type=int)
+    RefreshPolicy.add_arguments(p)
     p.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)

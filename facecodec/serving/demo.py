@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from ..bitstream import RefreshPolicy
 from ..client.calls import CallReport, Connection, call
 from .launch import prepared_repository, status_lines
 from .server import TritonServer
@@ -21,6 +22,7 @@ def run_demo(
     onnx_dir: Path,
     settings: ServingSettings,
     max_frames: int | None = None,
+    refresh: RefreshPolicy | None = None,
     progress: Callable[[str], None] = print,
 ) -> CallReport:
     out_dir = Path(out_dir)
@@ -37,6 +39,7 @@ def run_demo(
                 video,
                 out_dir,
                 max_frames=max_frames,
+                refresh=refresh,
                 progress=lambda line: progress("      " + line),
             ).report
             progress("[4/4] stopping tritonserver")
@@ -51,7 +54,7 @@ def write_summary(report: CallReport, out_dir: Path, video: Path) -> None:
         (
             "bit rate",
             f"{report.kbps:.1f} kbit/s ({report.kbps_motion:.1f} kbit/s motion; "
-            f"{report.keyframe_bytes} B source keyframe)",
+            f"{report.keyframe_bytes} B in {report.keyframes} source keyframe{'s' if report.keyframes > 1 else ''})",
         ),
         ("decoded frame rate", f"{report.fps_decoded:.1f} fps"),
         ("latency capture → decoded frame", f"p50 {report.latency_ms_p50:.0f} ms, p95 {report.latency_ms_p95:.0f} ms"),

@@ -39,6 +39,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .export import export_weights
     from .loop import RunPaths, train
 
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: this torch build sees no CUDA GPU (CPU wheel, or no driver); "
+                             "leave --device out to train on the CPU")
     cfg = dataclasses.replace(TrainConfig(), preset=args.preset, threads=args.threads)
     if args.lr is not None:
         cfg = dataclasses.replace(cfg, lr=args.lr)

@@ -190,3 +190,12 @@ def test_learning_rates_follow_the_config_with_a_warm_up(tiny_config):
     assert [g["lr"] for g in state.optimizer.param_groups] == pytest.approx([1e-4, 3e-5])
     _apply_learning_rates(state.optimizer, cfg, step=4)
     assert state.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without CUDA gets")
+def test_train_on_cuda_without_a_gpu_says_so_before_any_work(tmp_path):
+    from facecodec.cli import main
+
+    with pytest.raises(SystemExit, match="sees no CUDA GPU"):
+        main(["train", "--data", str(tmp_path / "faces" / "train"), "--out", str(tmp_path / "run"), "--device", "cuda"])
+    assert not (tmp_path / "run").exists()

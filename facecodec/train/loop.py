@@ -135,8 +135,9 @@ def _face_labels(paths: list[Path], cfg: TrainConfig):
     except ImportError as err:  # mediapipe is optional: train without the pseudo-label terms
         log.warning("no face pseudo-labels (%s); the head-pose and landmark losses are off", err)
         return None, None
+    wants_poses = w.head_pose or w.head_pose_bins or w.freeview_flow
     wants_landmarks = w.landmark_flow or w.freeview_flow
-    return (poses if w.head_pose or w.head_pose_bins or w.freeview_flow else None), (landmarks if wants_landmarks else None)
+    return (poses if wants_poses else None), (landmarks if wants_landmarks else None)
 
 
 def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: TrainConfig) -> dict[str, float]:

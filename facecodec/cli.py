@@ -58,8 +58,17 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .serving import codec
 
     networks = codec.local_networks(args.preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
+    search = None
+    if args.refine > 0:  # the search runs eager PyTorch: it needs gradients
+        from functools import partial
+
+        from .refine import RefineConfig, refine_call
+        from .weights import build_model
+
+        model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights).eval()
+        search = partial(refine_call, model, cfg=RefineConfig(steps=args.refine))
     encoder = codec.encode_file(networks, args.video, args.out, preset=args.preset, max_frames=args.max_frames,
-                                target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args))
+                                target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args), search=search)
     refreshes = f", {encoder.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
     print(f"{args.out}: {encoder.stats.frames} frames, {encoder.stats.kbps():.1f} kbit/s{refreshes}")
     return 0
@@ -77,6 +86,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def _add_codec_parsers(sub) -> None:
     from .bitstream.refresh import RefreshPolicy
+    from .refine import add_refine_argument
 
     p = sub.add_parser("encode", help="video → stream file, in-process (ONNX Runtime)")
     _add_model_args(p)
@@ -86,6 +96,7 @@ def _add_codec_parsers(sub) -> None:
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
     RefreshPolicy.add_arguments(p)
+    add_refine_argument(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="stream file → MP4, in-process (ONNX Runtime); preset from the stream")

@@ -25,6 +25,7 @@ class TorchNetworks:
     """Eager PyTorch behind the `Networks` interface."""
 
     def __init__(self, model: FaceVid2Vid):
+        self.model = model  # for the sender's motion search (`facecodec.refine`), which needs gradients
         self.modules = {
             "motion_encoder": model.motion_encoder(),
             "appearance_encoder": model.appearance_encoder(),

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..bitstream.refresh import RefreshPolicy
+from ..refine import RefineConfig, add_refine_argument
 
 
 def load_model(args: argparse.Namespace):
@@ -36,7 +37,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     doc = run_eval(load_model(args), clips[: args.max_clips], args.report, clips_from=clips_from,
                    max_frames=args.max_frames, lpips_nets=tuple(args.lpips), identity=not args.no_aed,
                    videos=not args.no_videos, freeview_image=args.freeview, transfer=args.transfer,
-                   refresh=RefreshPolicy.from_arguments(args))
+                   refresh=RefreshPolicy.from_arguments(args),
+                   refine=RefineConfig(steps=args.refine) if args.refine > 0 else None)
     print(args.report / "report.md")
     for output in ("model", "baseline"):
         print(output, {k: round(v, 4) for k, v in doc["mean"][output].items()})
@@ -74,6 +76,7 @@ def add_eval_parsers(sub, add_model_args) -> None:
     p.add_argument("--no-aed", action="store_true", help="skip identity embeddings (dlib)")
     p.add_argument("--no-videos", action="store_true", help="skip the side-by-side MP4s")
     RefreshPolicy.add_arguments(p)
+    add_refine_argument(p)
     p.add_argument("--freeview", type=Path, metavar="IMAGE",
                    help="also render and measure the free-view grid (an image, or a video's first frame)")
     p.add_argument("--transfer", type=Path, nargs=2, metavar=("PORTRAIT", "DRIVER"),

@@ -18,6 +18,7 @@ from ..bitstream import (PacketType, RefreshPolicy, StreamHeader, decode_stream,
                          split_batch, stack_batch)
 from ..media import to_frames
 from ..pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
+from ..refine import RefineConfig, refine_call
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,18 @@ def render_stream(networks: Networks, motion: MotionBatch, sources: dict[int, np
 
 
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
-                 batch: int = 8, refresh: RefreshPolicy | None = None) -> CodecRun:
+                 batch: int = 8, refresh: RefreshPolicy | None = None, refine: RefineConfig | None = None) -> CodecRun:
     """Send `frames` (T, H, W, 3) uint8 through sender → bitstream → receiver; source = frame 0, and
-    with `refresh` later frames too, whenever the policy sends one as a new keyframe."""
+    with `refresh` later frames too, whenever the policy sends one as a new keyframe. With `refine`
+    the sender searches each frame's motion against the keyframe as the receiver decodes it
+    (`facecodec.refine`; needs `TorchNetworks`)."""
     t, h, w, _ = frames.shape
     rate = Fraction(fps).limit_denominator(1001)
     header = StreamHeader(preset=preset, num_kp=num_kp, height=h, width=w, fps_num=rate.numerator,
                           fps_den=rate.denominator)
     sent = encode_frames(networks, images_to_batch(frames), batch)
+    if refine is not None:
+        sent = _refined(networks, frames, sent, refine, refresh, batch)
     motions = split_batch(sent.rotation[:, 0], sent.rotation[:, 1], sent.rotation[:, 2], sent.translation,
                           sent.expression)
     data = encode_stream(header, motions, source_image=frames[0], images=frames, refresh=refresh)
@@ -88,6 +93,16 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
                             if p.type == PacketType.KEYFRAME),
         keyframes=len(sources),
     )
+
+
+def _refined(networks: Networks, frames: np.ndarray, sent: MotionBatch, refine: RefineConfig,
+             refresh: RefreshPolicy | None, batch: int) -> MotionBatch:
+    if refresh is not None:
+        raise ValueError("motion refinement searches against the first keyframe: it does not combine with refresh")
+    model = getattr(networks, "model", None)
+    if model is None:
+        raise ValueError("motion refinement needs the PyTorch networks (TorchNetworks), not ONNX Runtime")
+    return refine_call(model, frames, sent, refine, batch)
 
 
 def render_views(networks: Networks, image: np.ndarray, edits: list[ViewEdit]) -> tuple[np.ndarray, np.ndarray]:

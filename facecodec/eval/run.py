@@ -15,6 +15,7 @@ import numpy as np
 from ..bitstream import RefreshPolicy
 from ..media import probe_fps, read_still, read_video, write_video
 from ..pipeline import Networks
+from ..refine import RefineConfig
 from . import figures
 from .codec import self_reenact, transfer_motion
 from .compare import Evaluator
@@ -46,11 +47,13 @@ def validation_clips(manifest: Path) -> list[Path]:
 
 
 def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
-                  video_dir: Path | None, refresh: RefreshPolicy | None = None) -> ClipResult:
+                  video_dir: Path | None, refresh: RefreshPolicy | None = None,
+                  refine: RefineConfig | None = None) -> ClipResult:
     """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
     original = read_video(path, max_frames=max_frames)
     fps = probe_fps(path)
-    run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps, refresh=refresh)
+    run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps, refresh=refresh,
+                       refine=refine)
     faces = evaluator.analyse(original)
     outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
                "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame
@@ -132,15 +135,21 @@ def _describe(policy: RefreshPolicy) -> str:
             f"from the current source's, at most one per {policy.min_interval_s:g} s")
 
 
+def _describe_refine(cfg: RefineConfig) -> str:
+    return (f"sender-side motion search, {cfg.steps} Adam steps per frame on the L1 of the receiver's render "
+            "(facecodec.refine)")
+
+
 def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str, max_frames: int | None = None,
              lpips_nets: tuple[str, ...] = ("alex", "vgg"), identity: bool = True, videos: bool = True,
              freeview_image: Path | None = None, transfer: tuple[Path, Path] | None = None,
-             evaluator: Evaluator | None = None, refresh: RefreshPolicy | None = None) -> dict:
+             evaluator: Evaluator | None = None, refresh: RefreshPolicy | None = None,
+             refine: RefineConfig | None = None) -> dict:
     """Evaluate `clips` and write the report folder `out`; returns the metrics.json document.
 
     `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
     `identity` are ignored). `refresh`: the sender may refresh the source keyframe (`RefreshPolicy`);
-    the baseline still repeats the first frame.
+    the baseline still repeats the first frame. `refine`: the sender's motion search (`facecodec.refine`).
     """
     if not clips:
         raise ValueError("no clips to evaluate")
@@ -149,10 +158,11 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
     owned = evaluator is None
     evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
     try:
-        results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh,
+        results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh, refine=refine,
                                  video_dir=out / "videos" if videos else None) for p in clips]
         info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames,
-                "refresh": None if refresh is None else _describe(refresh)}
+                "refresh": None if refresh is None else _describe(refresh),
+                "refine": None if refine is None else _describe_refine(refine)}
         doc = metrics_document(results, info)
         names = evaluator.metric_names
         figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png"}

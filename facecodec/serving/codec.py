@@ -8,7 +8,7 @@ packets into the very `FrameRequest`s the Triton `decoder` gets, so both paths d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..pipeline import MotionBatch, Networks, OrtNetworks, ViewEdit, encode_fram
 from ..presets import get_preset
 from .session import FrameRequest, SessionStore
 
+MotionSearch = Callable[[np.ndarray, MotionBatch], MotionBatch]  # (frames (T, S, S, 3) uint8, motion) → motion
 DEFAULT_ONNX_ROOT = Path("artifacts/onnx")  # the Makefile's `export` target writes <root>/<preset>
 
 
@@ -52,11 +53,15 @@ def stream_header(preset: str, num_kp: int, size: int, fps: float, **options) ->
 
 def encode_video(
     networks: Networks, frames: np.ndarray, header: StreamHeader, *, target_kbps: float | None = None,
-    refresh: RefreshPolicy | None = None,
+    refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
 ) -> tuple[list[bytes], Encoder]:
     """Sender: (T, S, S, 3) uint8 frames → the packets of each frame (frame 0 is the keyframe; with
-    `refresh`, later frames too when the head has gone far from the current source)."""
-    motions = to_motions(encode_frames(networks, images_to_batch(frames)))
+    `refresh`, later frames too when the head has gone far from the current source). `search`
+    (frames, motion) → motion: a sender-side motion search, e.g. `facecodec.refine.refine_call`."""
+    if search is not None and refresh is not None:
+        raise ValueError("the motion search works against the first keyframe: it does not combine with refresh")
+    motion = encode_frames(networks, images_to_batch(frames))
+    motions = to_motions(search(frames, motion) if search is not None else motion)
     encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
     encoder.request_keyframe(frames[0])
     chunks = [encoder.encode(m, round(n * header.frame_ms), frame) for n, (m, frame) in enumerate(zip(motions, frames))]
@@ -130,12 +135,13 @@ def encode_file(
     max_frames: int | None = None,
     target_kbps: float | None = None,
     refresh: RefreshPolicy | None = None,
+    search: MotionSearch | None = None,
 ) -> Encoder:
     """Video file → stream file; returns the encoder (its `stats` hold the bit rate)."""
     cfg = get_preset(preset)
     frames = read_video(video, size=cfg.image_size, max_frames=max_frames)
     header = stream_header(preset, cfg.num_kp, cfg.image_size, probe_fps(video))
-    chunks, encoder = encode_video(networks, frames, header, target_kbps=target_kbps, refresh=refresh)
+    chunks, encoder = encode_video(networks, frames, header, target_kbps=target_kbps, refresh=refresh, search=search)
     write_stream(out, header, chunks)
     return encoder
 

@@ -1,0 +1,122 @@
+"""Sender-side motion search (`facecodec.refine`) with the shipped lite weights on real frames:
+it recovers a motion that was knocked off, never returns worse than its start, and the eval path
+refuses the combinations it cannot do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facecodec.kinematics import transform_keypoints
+from facecodec.pipeline import MotionBatch, TorchNetworks, encode_frames, images_to_batch
+from facecodec.refine import RefineConfig, _loss, _Renderer, refine_call, refine_motion
+from facecodec.weights import build_model, default_weights_path
+
+
+@pytest.fixture(scope="module")
+def lite():
+    if default_weights_path("lite") is None:
+        pytest.skip("shipped weights/lite.safetensors not found")
+    return build_model("lite").eval()
+
+
+def _render_loss(model, source, source_motion, frames, motion):
+    """Per-frame loss of `motion` as `refine_motion` scores it."""
+    with torch.no_grad():
+        src = torch.from_numpy(source)
+        feats, kp_c = model.appearance(src), model.keypoints(src)
+        rs = torch.from_numpy(source_motion.rotation)
+        kp_s = transform_keypoints(kp_c, rs[:, 0], rs[:, 1], rs[:, 2], torch.from_numpy(source_motion.translation),
+                                   torch.from_numpy(source_motion.expression))
+        out = _Renderer(model, src, feats, kp_c, kp_s)(*(torch.from_numpy(x) for x in
+                                                        (motion.rotation, motion.translation, motion.expression)))
+        return _loss(out, torch.from_numpy(frames), RefineConfig().coarse_weight).numpy()
+
+
+def test_refine_recovers_a_knocked_off_motion(lite, sample_frames):
+    """Target = the render of the encoder's own motion; start 6° of yaw and 0.04 of t_x away from it."""
+    images = images_to_batch(sample_frames[[0, 40, 80]])
+    motion = encode_frames(TorchNetworks(lite), images)
+    source, source_motion, true = images[:1], motion[0:1], motion[1:]
+    target = _render_frames(lite, source, source_motion, true)
+    off = MotionBatch(true.rotation + np.array([6, 0, 0], np.float32), true.translation + np.array([0.04, 0, 0],
+                      np.float32), true.expression.copy())
+    refined = refine_motion(lite, source, source_motion, target, off, RefineConfig(steps=8))
+    before = _render_loss(lite, source, source_motion, target, off)
+    after = _render_loss(lite, source, source_motion, target, refined)
+    assert (after <= before + 1e-6).all()
+    assert after.mean() < 0.6 * before.mean()
+    yaw_err_before = np.abs(off.rotation[:, 0] - true.rotation[:, 0])
+    yaw_err_after = np.abs(refined.rotation[:, 0] - true.rotation[:, 0])
+    assert (yaw_err_after < 0.6 * yaw_err_before).all(), (yaw_err_before, yaw_err_after)
+    assert (np.abs(refined.translation[:, 0] - true.translation[:, 0]) < 0.6 * 0.04).all()
+
+
+def _render_frames(model, source, source_motion, motion) -> np.ndarray:
+    from facecodec.pipeline import Receiver
+
+    receiver = Receiver(TorchNetworks(model))
+    receiver.set_source(source, source_motion)
+    return receiver.render(receiver.driving_keypoints(motion))
+
+
+def test_refine_never_worse_than_its_start_and_zero_steps_is_identity(lite, sample_frames):
+    images = images_to_batch(sample_frames[:60:10])
+    motion = encode_frames(TorchNetworks(lite), images)
+    assert refine_motion(lite, images[:1], motion[0:1], images, motion, RefineConfig(steps=0)) is motion
+    # batch 2: three batches, so the later ones also try the carried correction
+    refined = refine_motion(lite, images[:1], motion[0:1], images, motion, RefineConfig(steps=2), batch=2)
+    assert len(refined) == len(motion) and refined.expression.shape == motion.expression.shape
+    before = _render_loss(lite, images[:1], motion[0:1], images, motion)
+    after = _render_loss(lite, images[:1], motion[0:1], images, refined)
+    assert (after <= before + 1e-6).all() and after.mean() < before.mean()
+    assert lite.training is False and all(p.grad is None for p in lite.parameters())
+
+
+def test_eval_refuses_refine_with_refresh_or_onnx(lite, sample_frames):
+    from facecodec.bitstream import RefreshPolicy
+    from facecodec.eval.codec import self_reenact
+
+    frames = sample_frames[:3]
+    with pytest.raises(ValueError, match="does not combine with refresh"):
+        self_reenact(TorchNetworks(lite), frames, preset="lite", num_kp=lite.cfg.num_kp, refresh=RefreshPolicy(),
+                     refine=RefineConfig(steps=1))
+    networks = lambda name, feeds: TorchNetworks(lite)(name, feeds)  # noqa: E731  a Networks without a model
+    with pytest.raises(ValueError, match="needs the PyTorch networks"):
+        self_reenact(networks, frames, preset="lite", num_kp=lite.cfg.num_kp, refine=RefineConfig(steps=1))
+
+
+def test_self_reenact_with_refine_beats_the_plain_encoder(lite, sample_frames):
+    from facecodec.eval.codec import self_reenact
+
+    frames = sample_frames[:9]
+    runs = [self_reenact(TorchNetworks(lite), frames, preset="lite", num_kp=lite.cfg.num_kp, refine=cfg)
+            for cfg in (None, RefineConfig(steps=3))]
+    err = [np.abs(r.frames[1:].astype(np.float32) - frames[1:]).mean() for r in runs]
+    assert err[1] < err[0]
+    assert runs[1].frames.shape == frames.shape and runs[1].keyframes == 1
+
+
+def test_encode_video_sends_the_searched_motion(lite, sample_frames):
+    from functools import partial
+
+    from facecodec.bitstream import RefreshPolicy, decode_stream
+    from facecodec.serving.codec import encode_video, stream_header
+
+    frames = sample_frames[:5]
+    header = stream_header("lite", lite.cfg.num_kp, 256, 25.0)
+    seen = []
+
+    def search(f, motion):
+        seen.append(len(f))
+        return MotionBatch(motion.rotation + 5, motion.translation, motion.expression)
+
+    plain, _ = encode_video(TorchNetworks(lite), frames, header)
+    searched, _ = encode_video(TorchNetworks(lite), frames, header, search=search)
+    yaw = [np.array([f.motion.yaw for f in decode_stream(header.to_bytes() + b"".join(c)).frames])
+           for c in (plain, searched)]
+    assert seen == [5] and np.allclose(yaw[1] - yaw[0], 5, atol=0.5)  # within the quantiser's step
+    with pytest.raises(ValueError, match="does not combine with refresh"):
+        encode_video(TorchNetworks(lite), frames, header, refresh=RefreshPolicy(),
+                     search=partial(refine_call, lite, cfg=RefineConfig(steps=1)))

@@ -26,6 +26,10 @@ def add_train_parser(sub) -> None:
                    "weights/lite.safetensors): weights only, fresh optimiser, step 0")
     p.add_argument("--sources-per-batch", type=int,
                    help="sources per step, each with its drivings (default: TrainConfig; raise it on a GPU)")
+    p.add_argument("--pose-balance", type=float,
+                   help="0…1: draw large head turns more often (1 = every 10° |yaw| bin alike; default 0)")
+    p.add_argument("--face-crop", type=float, metavar="WEIGHT",
+                   help="weight of the full-resolution face-crop loss (LossWeights.face_crop; default 0 = off)")
     p.add_argument("--max-minutes", type=float, help="stop (checkpoint, export) after this much wall time")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded-frame cache (uint8 .npy)")
     p.add_argument("--threads", type=int, default=1,
@@ -48,6 +52,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(TrainConfig(), preset=args.preset, threads=args.threads)
     if args.lr is not None:
         cfg = dataclasses.replace(cfg, lr=args.lr)
+    if args.face_crop is not None:
+        cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, face_crop=args.face_crop))
+    if args.pose_balance is not None:
+        cfg = dataclasses.replace(cfg, pose_balance=args.pose_balance)
     if args.sources_per_batch is not None:
         cfg = dataclasses.replace(cfg, sources_per_batch=args.sources_per_batch)
     state = train(cfg, RunPaths(args.data, args.out, args.cache), args.steps, resume=args.resume, device=args.device,

@@ -27,6 +27,7 @@ class LossWeights:
     head_pose_bins: float = 0.1  # cross-entropy of the 3° pose bins vs the same labels
     landmark_flow: float = 10.0  # flow at driving landmarks → source landmarks (L1, normalised units)
     freeview_flow: float = 10.0  # free-view edits: flow at 3-D-turned landmarks → source landmarks
+    face_crop: float = 0.0  # perceptual + L1 on the face box at ≈ full resolution (`losses.face_crop_loss`)
     expression: float = 1.0  # L1 on δ: expression is a small residual of the rigid motion
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     frame_stride: int = 2  # cache every 2nd frame (12.5 fps): neighbours are near-duplicates
     blend_init_bias: float = 3.0  # start with the blend mask ≈ 0.95 on the warped source (≈ the baseline)
     pose_frames_per_step: int = 16  # extra single frames from as many clips, for the pose terms only
+    pose_balance: float = 0.0  # flatten the |yaw| histogram of drawn frames (`data.yaw_balance_weights`)
     view_max_angle: float = 35.0  # free-view edits in training: one angle in ±this (served range ±30°)
     view_frontalise_share: float = 0.2
     equivariance_max_rotation: float = 10.0  # degrees

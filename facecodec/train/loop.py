@@ -225,7 +225,7 @@ def train(cfg: TrainConfig, paths: RunPaths, steps: int, resume: bool = False, d
         log.info("initialised from %s", init_from)
     loss_fn = TrainingLoss(cfg.losses).to(device)
     sampler = PairSampler(train_clips, cfg.drivings_per_source, state.rng, augment=True, poses=poses,
-                          landmarks=landmarks)
+                          landmarks=landmarks, pose_balance=cfg.pose_balance)
     val_data = validation_set(val_clips, cfg.validation_pairs // max(1, len(val_clips)))
     val_data = type(val_data)(val_data.sources.to(device), val_data.drivings.to(device))
     metrics = {"alex": StLpips("alex").to(device)}

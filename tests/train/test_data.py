@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from facecodec.train.data import ClipFrames, PairSampler, load_clips, sample_pose_frames
@@ -64,3 +65,35 @@ def test_pose_frames_come_with_their_labels_and_mirror_together():
     mirrored = PairSampler(clips, 2, np.random.default_rng(3), augment=True, poses=poses)
     _, labels = sample_pose_frames(mirrored, 40)
     assert torch.all(labels[:, 1] == 2.0) and (labels[:, 2] < 0).any() and (labels[:, 2] > 0).any()
+
+
+def test_yaw_balance_flattens_the_yaw_histogram():
+    from facecodec.train.data import yaw_balance_weights
+
+    yaw = np.array([0, 1, 2, 3, 4, 5, 6, 7, 35, np.nan])  # eight frontal frames, one turned, one unlabelled
+    poses = [np.stack([yaw, np.zeros(10), np.zeros(10)], 1)]
+    flat = yaw_balance_weights(poses, 1.0)[0]
+    assert flat[:8].sum() == pytest.approx(flat[8])  # each 10° bin drawn alike
+    assert flat[9] == pytest.approx(np.nanmean(flat[:9]))
+    half = yaw_balance_weights(poses, 0.5)[0]
+    assert half[8] / half[0] == pytest.approx(np.sqrt(8))
+    assert np.allclose(yaw_balance_weights(poses, 0.0)[0], 1)
+
+
+def test_pose_balanced_sampler_draws_turned_frames_more_often():
+    clips = [ClipFrames("a", "c0", np.zeros((20, 8, 8, 3), np.uint8), None),
+             ClipFrames("b", "c1", np.zeros((20, 8, 8, 3), np.uint8), None)]
+    frontal = np.zeros((20, 3), np.float32)
+    turned = frontal.copy()
+    turned[:2, 0] = 40  # two of 40 frames are turned 40°
+    poses = [frontal, turned]
+
+    def turned_share(balance: float) -> float:
+        sampler = PairSampler(clips, 1, np.random.default_rng(0), augment=False, poses=poses, pose_balance=balance)
+        labels = torch.cat([sampler.sample(8).pose_labels for _ in range(50)])
+        return float((labels[:, 0] > 30).float().mean())
+
+    assert turned_share(0.0) == pytest.approx(2 / 40, abs=0.03)
+    assert turned_share(1.0) == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(ValueError, match="needs pose labels"):
+        PairSampler(clips, 1, np.random.default_rng(0), pose_balance=0.5)

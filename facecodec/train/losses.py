@@ -103,6 +103,38 @@ def freeview_flow_loss(view_deformation: torch.Tensor, source_landmarks: torch.T
     return _flow_readout_error(view_deformation, turned, source_landmarks[..., :2])
 
 
+def face_boxes(landmarks: torch.Tensor, margin: float = 1.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square boxes around faces: landmarks (F, L, ≥ 2) normalised → (centres (F, 2), half-sides (F,));
+    a frame without landmarks (NaN) gets NaN."""
+    xy = landmarks[..., :2]
+    low = torch.where(torch.isnan(xy), torch.inf, xy).amin(1)
+    high = torch.where(torch.isnan(xy), -torch.inf, xy).amax(1)
+    half = ((high - low).amax(1) / 2 * margin).where(torch.isfinite(low).all(1), torch.nan)
+    return (low + high) / 2, half
+
+
+def crop(images: torch.Tensor, centres: torch.Tensor, half: torch.Tensor, size: int) -> torch.Tensor:
+    """(F, 3, S, S) → (F, 3, size, size) squares of half-side `half` around `centres` (normalised)."""
+    zero = torch.zeros_like(half)
+    theta = torch.stack([torch.stack([half, zero, centres[:, 0]], 1), torch.stack([zero, half, centres[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, [len(images), 3, size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def face_crop_loss(perceptual: PerceptualLoss, generated: torch.Tensor, target: torch.Tensor,
+                   landmarks: torch.Tensor, size: int = 176) -> torch.Tensor:
+    """The perceptual loss + L1 on the face alone, cropped from the driving frame's landmarks at
+    about its full resolution (a talking head's face box is ≈ 180 px of 256): the whole-image loss
+    runs at ½ and ¼ scale, where the details that make a face someone's (eyes, lips, teeth) are a
+    few pixels. landmarks (F, L, ≥ 2) of `target`."""
+    centres, half = face_boxes(landmarks)
+    ok = torch.isfinite(half)
+    if not ok.any():
+        return generated.new_zeros(())
+    g, t = (crop(x[ok], centres[ok], half[ok], size) for x in (generated, target))
+    return perceptual.at_scale(g, t, 1.0) + (g - t).abs().mean()
+
+
 class TrainingLoss(torch.nn.Module):
     """All terms; `forward` → (total, {name: value}) with the unweighted values for the log."""
 
@@ -135,6 +167,8 @@ class TrainingLoss(torch.nn.Module):
             terms.update(self.pose_terms(out.pose_logits[: len(pose_labels)], pose_labels))
         if landmarks is not None:
             terms["landmark_flow"] = landmark_flow_loss(out.deformation, landmarks)
+            if w.face_crop:
+                terms["face_crop"] = face_crop_loss(self.perceptual, out.generated, target, landmarks[:, 1:].flatten(0, 1))
         if out.view_deformation is not None and landmarks is not None and pose_labels is not None:
             b = landmarks.shape[0]
             terms["freeview_flow"] = freeview_flow_loss(out.view_deformation, landmarks[:, 0], pose_labels[:b],

@@ -134,15 +134,15 @@ class PerceptualLoss(nn.Module):
         self.metric = StLpips(net)
 
     def forward(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total = generated.new_zeros(())
-        for s in self.scales:
-            g, t = (x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", antialias=True)
-                    for x in (generated, target))
-            with torch.no_grad():
-                ft = self.metric.features(t)
-            fg = self.metric.features(g)
-            total = total + sum((a - b).pow(2).sum(dim=1).mean() for a, b in zip(fg, ft)) / len(fg)
-        return total
+        return sum((self.at_scale(generated, target, s) for s in self.scales), generated.new_zeros(()))
+
+    def at_scale(self, generated: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
+        g, t = (x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True)
+                for x in (generated, target))
+        with torch.no_grad():
+            ft = self.metric.features(t)
+        fg = self.metric.features(g)
+        return sum((a - b).pow(2).sum(dim=1).mean() for a, b in zip(fg, ft)) / len(fg)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

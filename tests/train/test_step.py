@@ -21,6 +21,9 @@ from facecodec.train.forward import (
 from facecodec.train.data import normalise_landmarks
 from facecodec.train.losses import (
     TrainingLoss,
+    crop,
+    face_boxes,
+    face_crop_loss,
     freeview_flow_loss,
     head_pose_bin_loss,
     keypoint_prior,
@@ -178,6 +181,27 @@ def test_a_step_with_free_view_edits_and_pose_frames_has_every_term(tiny_config)
     assert np.isfinite(terms["freeview_flow"]) and terms["freeview_flow"] > 0
     assert terms["head_pose_frames"] > 0 and terms["head_pose_bins_frames"] > 0
     assert all(np.isfinite(v) for v in terms.values())
+    assert "face_crop" not in terms  # off by default
+    with_crop = dataclasses.replace(CFG.losses, face_crop=1.0)
+    terms = optimise_on(state, TrainingLoss(with_crop), batch, theta, CFG.grad_clip, views, pose_frames)
+    assert np.isfinite(terms["face_crop"]) and terms["face_crop"] > 0
+
+
+def test_face_crop_boxes_crops_and_loss():
+    points = torch.tensor([[[-0.5, -0.2], [0.1, 0.4], [float("nan"), 0.0]],  # a NaN landmark is ignored
+                           [[float("nan")] * 2] * 3])  # no face
+    centres, half = face_boxes(points, margin=1.0)
+    assert torch.allclose(centres[0], torch.tensor([-0.2, 0.1])) and half[0] == pytest.approx(0.3)
+    assert torch.isnan(half[1])
+    # a crop of a horizontal ramp reads the ramp's values inside the box only
+    ramp = torch.linspace(-1, 1, 64).expand(1, 3, 64, 64).contiguous()
+    cut = crop(ramp, centres[:1], half[:1], 32)
+    assert cut.min() > -0.55 and cut.max() < 0.15
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    perceptual = TrainingLoss(CFG.losses).perceptual
+    assert face_crop_loss(perceptual, image, image, points, size=32) == pytest.approx(0, abs=1e-6)
+    assert face_crop_loss(perceptual, image.flip(-1), image, points, size=32) > 0.01
+    assert face_crop_loss(perceptual, image.flip(-1), image, points[1:].expand(2, -1, -1), size=32) == 0
 
 
 def test_learning_rates_follow_the_config_with_a_warm_up(tiny_config):

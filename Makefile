@@ -70,12 +70,14 @@ demo: setup
 
 # The official quality figures (docs/eval, weights/MODEL_CARD.md): self-reenactment of the validation
 # identities vs the repeat-source baseline, free view of one validation face (lp_d10's first frame),
-# and that face driven by another validation identity's clip. Needs the shared face data.
+# and that face driven by another validation identity's clip. Needs the shared face data. The sender
+# searches each frame's motion (--refine 8, facecodec.refine); `make eval EVAL_ARGS=` is the plain encoder.
 FACES ?= ../shared/data/faces
 EVAL_OUT ?= $(ARTIFACTS)/eval/lite
+EVAL_ARGS ?= --refine 8
 eval: setup
 	$(VENV)/bin/facecodec eval --preset $(PRESET) --manifest $(FACES)/MANIFEST.tsv --report $(EVAL_OUT) \
-	  --max-frames 60 --no-videos --freeview $(FACES)/train/lp_d10__liveportrait_d10.mp4 \
+	  --max-frames 60 --no-videos $(EVAL_ARGS) --freeview $(FACES)/train/lp_d10__liveportrait_d10.mp4 \
 	  --transfer $(FACES)/train/lp_d10__liveportrait_d10.mp4 $(FACES)/train/pcavs_00098__talking_00098.mp4
 
 clean:

@@ -11,8 +11,8 @@ the generator cannot draw (an opening mouth, a blink: the lite model mostly move
 pixels) no motion search can find.
 
 Cost: each step is one forward and backward pass of the motion network and generator: with 8
-steps ≈ 14× the receiver's render per frame (`scripts/refine_bench.py`, `docs/benchmarks.md`),
-≈ 15 ms per frame on an H200 at batch 8, ≈ 0.6 s on two CPU cores: a GPU-sender or offline mode.
+steps and 8 frames at a time ≈ 15 ms per frame on an H200 and ≈ 0.7 s on two CPU cores, 14–19× the
+receiver's render at that batch (`scripts/refine_bench.py`, `docs/benchmarks.md`): a GPU-sender or offline mode.
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ def _refine_batch(render: _Renderer, target: torch.Tensor, candidates: list[list
     if len(candidates) > 1:
         with torch.no_grad():
             losses = torch.stack([objective(render(*c)) for c in candidates])
-            pick = losses.argmin(0)  # (B,)
-            start = [torch.stack([c[i] for c in candidates])[pick, torch.arange(len(pick), device=pick.device)] for i in range(3)]
+            pick = losses.argmin(0)  # (B,) index of the best candidate per frame
+            rows = torch.arange(len(pick), device=pick.device)
+            start = [torch.stack([c[i] for c in candidates])[pick, rows] for i in range(3)]
     params = [s.detach().clone().requires_grad_(True) for s in start]
     optimiser = torch.optim.Adam([{"params": [params[0]], "lr": cfg.lr_angle},
                                   {"params": [params[1]], "lr": cfg.lr_shift},
@@ -160,4 +161,4 @@ def add_refine_argument(parser) -> None:
     """`--refine STEPS` on a command that encodes (0 = off)."""
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="sender-side motion search (facecodec.refine): STEPS gradient steps per frame, eager "
-                        "PyTorch; ≈ 0.6 s/frame on 2 CPU cores at 8 steps. Not with --refresh. Default 0 = off")
+                        "PyTorch; ≈ 0.7 s/frame on 2 CPU cores at 8 steps. Not with --refresh. Default 0 = off")

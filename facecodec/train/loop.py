@@ -258,7 +258,8 @@ def _loop(state, loss_fn, sampler, cfg, paths, val_data, metrics, steps, max_min
             bar.set_postfix(loss=f"{row['total']:.3f}")
             window = []
         if state.step % cfg.sample_every == 0 or state.step == 1:
-            sample_grid(state.model, val_data.sources[:4], val_data.drivings[:4, :1], paths.out / "samples" / f"step_{state.step:07d}.png")
+            sample_grid(state.model, val_data.sources[:4], val_data.drivings[:4, :1],
+                        paths.out / "samples" / f"step_{state.step:07d}.png")
         if state.step % cfg.validate_every == 0:
             _validate(state, val_data, metrics, paths)
         if time.monotonic() - last_ck > cfg.checkpoint_minutes * 60:

@@ -168,7 +168,8 @@ class TrainingLoss(torch.nn.Module):
         if landmarks is not None:
             terms["landmark_flow"] = landmark_flow_loss(out.deformation, landmarks)
             if w.face_crop:
-                terms["face_crop"] = face_crop_loss(self.perceptual, out.generated, target, landmarks[:, 1:].flatten(0, 1))
+                driving_landmarks = landmarks[:, 1:].flatten(0, 1)
+                terms["face_crop"] = face_crop_loss(self.perceptual, out.generated, target, driving_landmarks)
         if out.view_deformation is not None and landmarks is not None and pose_labels is not None:
             b = landmarks.shape[0]
             terms["freeview_flow"] = freeview_flow_loss(out.view_deformation, landmarks[:, 0], pose_labels[:b],

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from facecodec.pipeline import MotionBatch
-from facecodec.refine import RefineConfig, refine_motion
+from facecodec.kinematics import transform_keypoints
+from facecodec.refine import RefineConfig, _Renderer, refine_motion
 from facecodec.weights import build_model
 
 
@@ -66,26 +67,22 @@ def main() -> None:
 
 
 def _renderer(model, frames: np.ndarray, motion: MotionBatch):
-    """What the receiver runs per frame (no gradients), the source side computed once beforehand."""
-    from facecodec.kinematics import transform_keypoints
-
+    """What the receiver runs per frame (no gradients), the source side computed once beforehand:
+    the search's own differentiable render, called without gradients."""
     device = next(model.parameters()).device
     src = torch.from_numpy(frames[:1]).to(device)
-    b = len(motion)
-    with torch.no_grad():
+    rot, t, exp = (torch.from_numpy(x).to(device) for x in (motion.rotation, motion.translation, motion.expression))
+    params = (rot, t, exp)
+    with torch.no_grad():  # frame 0's motion serves as the source's
         feats, kp_c = model.appearance(src), model.keypoints(src)
-        rot = torch.from_numpy(motion.rotation).to(device)
-        kp = transform_keypoints(kp_c.expand(b, -1, -1), rot[:, 0], rot[:, 1], rot[:, 2],
-                                 torch.from_numpy(motion.translation).to(device),
-                                 torch.from_numpy(motion.expression).to(device))
-    feats, kp_s, src = (x.expand(b, *x.shape[1:]) for x in (feats, kp[:1], src))
+        kp_s = transform_keypoints(kp_c, rot[:1, 0], rot[:1, 1], rot[:1, 2], t[:1], exp[:1])
+    render = _Renderer(model, src, feats, kp_c, kp_s)
 
-    def render() -> None:
+    def run() -> None:
         with torch.no_grad():
-            deformation, occlusion, _ = model.motion(feats, kp_s, kp)
-            model.generator(feats, deformation, occlusion, src)
+            render(*params)
 
-    return render
+    return run
 
 
 if __name__ == "__main__":

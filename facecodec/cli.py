@@ -60,13 +60,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
     networks = codec.local_networks(args.preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
     search = None
     if args.refine > 0:  # the search runs eager PyTorch: it needs gradients
-        from functools import partial
-
-        from .refine import RefineConfig, refine_call
+        from .pipeline import TorchNetworks
+        from .refine import RefineConfig, motion_search
         from .weights import build_model
 
         model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights).eval()
-        search = partial(refine_call, model, cfg=RefineConfig(steps=args.refine))
+        search = motion_search(TorchNetworks(model), RefineConfig(steps=args.refine))
     encoder = codec.encode_file(networks, args.video, args.out, preset=args.preset, max_frames=args.max_frames,
                                 target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args), search=search)
     refreshes = f", {encoder.stats.keyframes - 1} refresh keyframes" if args.refresh else ""

@@ -18,6 +18,7 @@ receiver's render at that batch (`scripts/refine_bench.py`, `docs/benchmarks.md`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 from .kinematics import transform_keypoints
 from .models import FaceVid2Vid
-from .pipeline import MotionBatch
+from .pipeline import MotionBatch, Networks
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,15 @@ def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, cfg
     rest = refine_motion(model, images_to_batch(keyframe[None]), motion[0:1], images_to_batch(frames[1:]), motion[1:],
                          cfg, batch)
     return MotionBatch.concat([motion[0:1], rest])
+
+
+def motion_search(networks: Networks, cfg: RefineConfig = RefineConfig(), batch: int = 8):
+    """The search as the (frames, motion) → motion callable every sender takes
+    (`serving.codec.encode_video`, hence `facecodec encode` and `facecodec eval`)."""
+    model = getattr(networks, "model", None)
+    if model is None:  # gradients: eager PyTorch only
+        raise ValueError("the motion search needs the PyTorch networks (TorchNetworks), not ONNX Runtime")
+    return partial(refine_call, model, cfg=cfg, batch=batch)
 
 
 def add_refine_argument(parser) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from facecodec.kinematics import transform_keypoints
 from facecodec.pipeline import MotionBatch, TorchNetworks, encode_frames, images_to_batch
-from facecodec.refine import RefineConfig, _loss, _Renderer, refine_call, refine_motion
+from facecodec.refine import RefineConfig, _loss, _Renderer, motion_search, refine_motion
 from facecodec.weights import build_model, default_weights_path
 
 
@@ -74,33 +74,31 @@ def test_refine_never_worse_than_its_start_and_zero_steps_is_identity(lite, samp
     assert lite.training is False and all(p.grad is None for p in lite.parameters())
 
 
-def test_eval_refuses_refine_with_refresh_or_onnx(lite, sample_frames):
+def test_the_search_refuses_refresh_and_onnx_networks(lite, sample_frames):
     from facecodec.bitstream import RefreshPolicy
     from facecodec.eval.codec import self_reenact
 
     frames = sample_frames[:3]
     with pytest.raises(ValueError, match="does not combine with refresh"):
         self_reenact(TorchNetworks(lite), frames, preset="lite", num_kp=lite.cfg.num_kp, refresh=RefreshPolicy(),
-                     refine=RefineConfig(steps=1))
+                     search=motion_search(TorchNetworks(lite), RefineConfig(steps=1)))
     networks = lambda name, feeds: TorchNetworks(lite)(name, feeds)  # noqa: E731  a Networks without a model
     with pytest.raises(ValueError, match="needs the PyTorch networks"):
-        self_reenact(networks, frames, preset="lite", num_kp=lite.cfg.num_kp, refine=RefineConfig(steps=1))
+        motion_search(networks, RefineConfig(steps=1))
 
 
-def test_self_reenact_with_refine_beats_the_plain_encoder(lite, sample_frames):
+def test_self_reenact_with_the_search_beats_the_plain_encoder(lite, sample_frames):
     from facecodec.eval.codec import self_reenact
 
     frames = sample_frames[:9]
-    runs = [self_reenact(TorchNetworks(lite), frames, preset="lite", num_kp=lite.cfg.num_kp, refine=cfg)
-            for cfg in (None, RefineConfig(steps=3))]
+    runs = [self_reenact(TorchNetworks(lite), frames, preset="lite", num_kp=lite.cfg.num_kp, search=search)
+            for search in (None, motion_search(TorchNetworks(lite), RefineConfig(steps=3)))]
     err = [np.abs(r.frames[1:].astype(np.float32) - frames[1:]).mean() for r in runs]
     assert err[1] < err[0]
     assert runs[1].frames.shape == frames.shape and runs[1].keyframes == 1
 
 
 def test_encode_video_sends_the_searched_motion(lite, sample_frames):
-    from functools import partial
-
     from facecodec.bitstream import RefreshPolicy, decode_stream
     from facecodec.serving.codec import encode_video, stream_header
 
@@ -119,4 +117,4 @@ def test_encode_video_sends_the_searched_motion(lite, sample_frames):
     assert seen == [5] and np.allclose(yaw[1] - yaw[0], 5, atol=0.5)  # within the quantiser's step
     with pytest.raises(ValueError, match="does not combine with refresh"):
         encode_video(TorchNetworks(lite), frames, header, refresh=RefreshPolicy(),
-                     search=partial(refine_call, lite, cfg=RefineConfig(steps=1)))
+                     search=motion_search(TorchNetworks(lite), RefineConfig(steps=1)))

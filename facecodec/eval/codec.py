@@ -10,15 +10,13 @@ stream rate is therefore the real rate of the packets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from ..bitstream import (PacketType, RefreshPolicy, StreamHeader, decode_stream, encode_stream, scan_packets,
-                         split_batch, stack_batch)
+from ..bitstream import PacketType, RefreshPolicy, decode_stream, scan_packets
 from ..media import to_frames
 from ..pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
-from ..refine import RefineConfig, refine_call
+from ..serving.codec import MotionSearch, encode_video, stream_header, to_batch
 
 
 @dataclass(frozen=True)
@@ -31,11 +29,6 @@ class CodecRun:
     motion_kbps: float  # motion packets only
     keyframe_bytes: int  # the first keyframe (what the repeat-source baseline costs)
     keyframes: int = 1  # the first + refreshes (their bytes are in `kbps`)
-
-
-def _motion_batch(motions) -> MotionBatch:
-    yaw, pitch, roll, t, exp = stack_batch(motions)
-    return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp)
 
 
 def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = None, relative: bool = False,
@@ -64,26 +57,22 @@ def render_stream(networks: Networks, motion: MotionBatch, sources: dict[int, np
 
 
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
-                 batch: int = 8, refresh: RefreshPolicy | None = None, refine: RefineConfig | None = None) -> CodecRun:
-    """Send `frames` (T, H, W, 3) uint8 through sender → bitstream → receiver; source = frame 0, and
-    with `refresh` later frames too, whenever the policy sends one as a new keyframe. With `refine`
-    the sender searches each frame's motion against the keyframe as the receiver decodes it
-    (`facecodec.refine`; needs `TorchNetworks`)."""
+                 batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None) -> CodecRun:
+    """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode`
+    (`serving.codec.encode_video`) → bitstream → receiver; source = frame 0, and with `refresh` later
+    frames too, whenever the policy sends one as a new keyframe. `search`: the sender's motion search
+    (`facecodec.refine.motion_search`)."""
     t, h, w, _ = frames.shape
-    rate = Fraction(fps).limit_denominator(1001)
-    header = StreamHeader(preset=preset, num_kp=num_kp, height=h, width=w, fps_num=rate.numerator,
-                          fps_den=rate.denominator)
-    sent = encode_frames(networks, images_to_batch(frames), batch)
-    if refine is not None:
-        sent = _refined(networks, frames, sent, refine, refresh, batch)
-    motions = split_batch(sent.rotation[:, 0], sent.rotation[:, 1], sent.rotation[:, 2], sent.translation,
-                          sent.expression)
-    data = encode_stream(header, motions, source_image=frames[0], images=frames, refresh=refresh)
+    if h != w:
+        raise ValueError(f"expected square frames, got {h}×{w}")
+    header = stream_header(preset, num_kp, h, fps)
+    chunks, _ = encode_video(networks, frames, header, refresh=refresh, search=search)
+    data = header.to_bytes() + b"".join(chunks)
     stream = decode_stream(data)
     if len(stream.frames) != t or stream.frames[0].keyframe is None:
         raise RuntimeError(f"bitstream round trip returned {len(stream.frames)} of {t} frames")
     sources = {i: f.keyframe for i, f in enumerate(stream.frames) if f.keyframe is not None}
-    received = _motion_batch([f.motion for f in stream.frames])
+    received = to_batch([f.motion for f in stream.frames])
     return CodecRun(
         frames=render_stream(networks, received, sources, batch=batch),
         keyframe=sources[0],
@@ -93,16 +82,6 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
                             if p.type == PacketType.KEYFRAME),
         keyframes=len(sources),
     )
-
-
-def _refined(networks: Networks, frames: np.ndarray, sent: MotionBatch, refine: RefineConfig,
-             refresh: RefreshPolicy | None, batch: int) -> MotionBatch:
-    if refresh is not None:
-        raise ValueError("motion refinement searches against the first keyframe: it does not combine with refresh")
-    model = getattr(networks, "model", None)
-    if model is None:
-        raise ValueError("motion refinement needs the PyTorch networks (TorchNetworks), not ONNX Runtime")
-    return refine_call(model, frames, sent, refine, batch)
 
 
 def render_views(networks: Networks, image: np.ndarray, edits: list[ViewEdit]) -> tuple[np.ndarray, np.ndarray]:

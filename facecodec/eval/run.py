@@ -15,7 +15,7 @@ import numpy as np
 from ..bitstream import RefreshPolicy
 from ..media import probe_fps, read_still, read_video, write_video
 from ..pipeline import Networks
-from ..refine import RefineConfig
+from ..refine import RefineConfig, motion_search
 from . import figures
 from .codec import self_reenact, transfer_motion
 from .compare import Evaluator
@@ -52,8 +52,9 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
     """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
     original = read_video(path, max_frames=max_frames)
     fps = probe_fps(path)
+    search = None if refine is None else motion_search(model.networks, refine)
     run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps, refresh=refresh,
-                       refine=refine)
+                       search=search)
     faces = evaluator.analyse(original)
     outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
                "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame

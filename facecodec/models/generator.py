@@ -47,6 +47,10 @@ class Generator(nn.Module):
         self.decoder = SPADEDecoder(cfg)
 
     def forward(self, features, deformation, occlusion, source_image):
+        return self.parts(features, deformation, occlusion, source_image)[0]
+
+    def parts(self, features, deformation, occlusion, source_image) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, the decoder's own image before the source blend): training supervises both."""
         b, c, d, h, w = features.shape
         if deformation.shape[1:4] != (d, h, w):
             deformation = _resize_flow(deformation, (d, h, w))
@@ -56,8 +60,8 @@ class Generator(nn.Module):
             occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear")
         image, blend = self.decoder(out * occlusion)
         if not self.cfg.source_skip:
-            return image
-        return blend * warp_image(source_image, deformation, self.cfg.image_size) + (1 - blend) * image
+            return image, image
+        return blend * warp_image(source_image, deformation, self.cfg.image_size) + (1 - blend) * image, image
 
 
 def depth_averaged_flow(deformation: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,9 @@ def add_train_parser(sub) -> None:
                    help="0…1: draw large head turns more often (1 = every 10° |yaw| bin alike; default 0)")
     p.add_argument("--face-crop", type=float, metavar="WEIGHT",
                    help="weight of the full-resolution face-crop loss (LossWeights.face_crop; default 0 = off)")
+    p.add_argument("--decoder-loss", type=float, metavar="WEIGHT",
+                   help="weight of the loss on the decoder's own image before the blend (LossWeights.decoder; "
+                   "default 0 = off)")
     p.add_argument("--max-minutes", type=float, help="stop (checkpoint, export) after this much wall time")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded-frame cache (uint8 .npy)")
     p.add_argument("--threads", type=int, default=1,
@@ -54,6 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, lr=args.lr)
     if args.face_crop is not None:
         cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, face_crop=args.face_crop))
+    if args.decoder_loss is not None:
+        cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, decoder=args.decoder_loss))
     if args.pose_balance is not None:
         cfg = dataclasses.replace(cfg, pose_balance=args.pose_balance)
     if args.sources_per_batch is not None:

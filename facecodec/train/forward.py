@@ -28,6 +28,7 @@ class ForwardOut:
     kp_transformed: torch.Tensor | None  # (B·N, K, 3) keypoints of the affine-warped drivings
     pose_logits: torch.Tensor  # (same rows as `rotation`, 3, bins) yaw, pitch, roll bin logits
     view_deformation: torch.Tensor | None = None  # (B, D, h, w, 3) each source re-rendered at `view_angles`
+    decoded: torch.Tensor | None = None  # (B·N, 3, S, S) the decoder's own image, before the source blend
 
 
 def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
@@ -50,14 +51,14 @@ def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
     kp_t = kp[b + b * n :] if transformed is not None else None
     feats = features.repeat_interleave(n, 0)  # (B·N, C, D, H, W)
     deformation, occlusion, _ = model.motion(feats, kp_s, kp_d)
-    generated = model.generator(feats, deformation, occlusion, sources.repeat_interleave(n, 0))
+    generated, decoded = model.generator.parts(feats, deformation, occlusion, sources.repeat_interleave(n, 0))
     view_deformation = None
     if view_angles is not None:
         angles = torch.where(torch.isnan(view_angles), rotation[:b], view_angles)
         kp_view = transform_keypoints(kp_c, angles[:, 0], angles[:, 1], angles[:, 2], t[:b], exp[:b])
         view_deformation = model.motion(features, kp[:b], kp_view)[0]
     return ForwardOut(generated, deformation, occlusion, kp_c, kp_d, rotation, exp, kp_t,
-                      torch.stack([yaw, pitch, roll], dim=1), view_deformation)
+                      torch.stack([yaw, pitch, roll], dim=1), view_deformation, decoded)
 
 
 HEAD_NAMES = ("fc_yaw", "fc_pitch", "fc_roll", "fc_t", "fc_exp")

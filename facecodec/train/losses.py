@@ -135,6 +135,17 @@ def face_crop_loss(perceptual: PerceptualLoss, generated: torch.Tensor, target: 
     return perceptual.at_scale(g, t, 1.0) + (g - t).abs().mean()
 
 
+def decoder_loss(perceptual: PerceptualLoss, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The lite decoder's own image (before the blend with the warped source) against the driving frame.
+
+    Why: the blend starts on the warped source (≈ 0.95), so the decoder's gradients are scaled by
+    1 − blend and it never learns to draw; where the blend later leans on it (an opening mouth, eyes)
+    its untrained pixel-shuffle output shows as coloured dots. Supervising it alone teaches it to
+    draw the whole face, so the blend has something to use where moving pixels cannot explain a frame.
+    """
+    return perceptual(decoded, target) + (decoded - target).abs().mean()
+
+
 class TrainingLoss(torch.nn.Module):
     """All terms; `forward` → (total, {name: value}) with the unweighted values for the log."""
 
@@ -161,6 +172,8 @@ class TrainingLoss(torch.nn.Module):
             "keypoint_prior": keypoint_prior(out.kp_driving, w.keypoint_min_distance, w.keypoint_depth),
             "expression": out.expression.abs().mean(),
         }
+        if w.decoder and out.decoded is not None:
+            terms["decoder"] = decoder_loss(self.perceptual, out.decoded, target)
         if theta is not None and out.kp_transformed is not None:
             terms["equivariance"] = equivariance_loss(out.kp_driving, out.kp_transformed, theta)
         if pose_labels is not None:

@@ -185,6 +185,38 @@ def test_a_step_with_free_view_edits_and_pose_frames_has_every_term(tiny_config)
     with_crop = dataclasses.replace(CFG.losses, face_crop=1.0)
     terms = optimise_on(state, TrainingLoss(with_crop), batch, theta, CFG.grad_clip, views, pose_frames)
     assert np.isfinite(terms["face_crop"]) and terms["face_crop"] > 0
+    assert "decoder" not in terms  # off by default
+    with_decoder = dataclasses.replace(CFG.losses, decoder=1.0)
+    terms = optimise_on(state, TrainingLoss(with_decoder), batch, theta, CFG.grad_clip, views, pose_frames)
+    assert np.isfinite(terms["decoder"]) and terms["decoder"] > 0
+
+
+def test_generator_parts_blend_the_decoder_with_the_warped_source():
+    """`parts` returns the served image and the decoder's own; with the blend forced to the
+    decoder (bias −∞) they coincide, and the decoder loss of an image against itself is 0."""
+    from facecodec.models.generator import Generator, GeneratorConfig
+    from facecodec.train.losses import decoder_loss
+    from facecodec.train.perceptual import PerceptualLoss
+
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(feature_channels=4, feature_depth=2, warp_channels=8, decoder_channels=8,
+                          num_middle_blocks=1, up_channels=(), spade_hidden=8, feature_size=16, image_size=64,
+                          source_skip=True)
+    gen = Generator(cfg).eval()
+    feats, src = torch.rand(2, 4, 2, 16, 16), torch.rand(2, 3, 64, 64)
+    from facecodec.models.blocks import coordinate_grid
+
+    identity = coordinate_grid(2, 16, 16, like=feats)[None].expand(2, -1, -1, -1, -1)
+    occlusion = torch.ones(2, 1, 16, 16)
+    with torch.no_grad():
+        image, decoded = gen.parts(feats, identity, occlusion, src)
+        assert torch.equal(image, gen(feats, identity, occlusion, src))
+        assert not torch.allclose(image, decoded)
+        blend_bias = gen.decoder.conv_img.bias.view(4, -1)[3]  # channel-major before the pixel shuffle
+        blend_bias.fill_(-1e4)
+        image, decoded = gen.parts(feats, identity, occlusion, src)
+        assert torch.allclose(image, decoded, atol=1e-6)
+        assert float(decoder_loss(PerceptualLoss((1.0,)), decoded, decoded)) == pytest.approx(0, abs=1e-6)
 
 
 def test_face_crop_boxes_crops_and_loss():

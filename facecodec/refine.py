@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .kinematics import transform_keypoints
 from .models import FaceVid2Vid
@@ -74,6 +75,7 @@ def refine_motion(model: FaceVid2Vid, source_image: np.ndarray, source_motion: M
         render = _Renderer(model, src, features, kp_c, kp_s)
         still = [tensor(x) for x in _fields(source_motion)]  # the source's own motion: ≈ repeat the source
         parts, correction = [], None
+        bar = tqdm(total=len(motion), desc="motion search", unit="frame", leave=False, disable=None)  # off without a tty
         for i in range(0, len(motion), batch):
             start = [tensor(x) for x in _fields(motion[i : i + batch])]
             n = len(start[0])
@@ -83,6 +85,8 @@ def refine_motion(model: FaceVid2Vid, source_image: np.ndarray, source_motion: M
             refined = _refine_batch(render, tensor(frames[i : i + batch]), candidates, cfg)
             correction = [r[-1:] - s[-1:] for r, s in zip(refined, start)]
             parts.append(MotionBatch(*(x.cpu().numpy() for x in refined)))
+            bar.update(n)
+        bar.close()
     finally:
         model.train(was_training)
     return MotionBatch.concat(parts)

@@ -39,6 +39,7 @@ class RefineConfig:
     lr_shift: float = 0.01  # t, normalised units (the image spans 2)
     lr_expression: float = 0.01  # δ, same units (0.005: AKD 4.05 px, AED 0.271; 0.01: 3.86, 0.275; 0: lp_d12 fails)
     coarse_weight: float = 1.0  # L1 at 1/4 resolution too: a wider basin for large misreads
+    smoothing: tuple[float, ...] = (1.0, 2.0, 1.0)  # centred taps over the searched frames (`smooth_motion`); () = off
 
 
 def _loss(out: torch.Tensor, target: torch.Tensor, coarse_weight: float) -> torch.Tensor:
@@ -75,7 +76,7 @@ def refine_motion(model: FaceVid2Vid, source_image: np.ndarray, source_motion: M
         render = _Renderer(model, src, features, kp_c, kp_s)
         still = [tensor(x) for x in _fields(source_motion)]  # the source's own motion: ≈ repeat the source
         parts, correction = [], None
-        bar = tqdm(total=len(motion), desc="motion search", unit="frame", leave=False, disable=None)  # off without a tty
+        bar = tqdm(total=len(motion), desc="motion search", unit="frame", leave=False, disable=None)  # None: tty only
         for i in range(0, len(motion), batch):
             start = [tensor(x) for x in _fields(motion[i : i + batch])]
             n = len(start[0])
@@ -146,12 +147,30 @@ def _refine_batch(render: _Renderer, target: torch.Tensor, candidates: list[list
     return best
 
 
+def smooth_motion(motion: MotionBatch, taps: tuple[float, ...]) -> MotionBatch:
+    """A centred FIR filter over frames (taps normalised to sum 1, ends held) on every motion field.
+
+    Why: each frame's search ends wherever its own steps stop, so the searched motion jitters from
+    frame to frame (landmark jitter 2–3× the camera's on steady clips); (1, 2, 1) halves that, saves
+    ≈ 1 kbit/s and costs a live sender one frame of look-ahead (`docs/benchmarks.md`)."""
+    if len(taps) <= 1 or len(motion) < 2:
+        return motion
+    k = np.asarray(taps, np.float32) / np.sum(taps)
+    r = len(k) // 2
+
+    def run(x: np.ndarray) -> np.ndarray:
+        padded = np.concatenate([x[:1].repeat(r, 0), x, x[-1:].repeat(r, 0)])
+        return sum(k[j] * padded[j : j + len(x)] for j in range(len(k))).astype(x.dtype)
+
+    return MotionBatch(run(motion.rotation), run(motion.translation), run(motion.expression))
+
+
 def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, cfg: RefineConfig = RefineConfig(),
                 batch: int = 8) -> MotionBatch:
     """The search for a one-shot call: frames (T, S, S, 3) uint8 with the encoder's motion (T frames);
     frame 0 is the source, so frames 1… are searched against the keyframe as the receiver decodes it
-    (the same lossy image, not the camera frame). Frame 0's motion is sent as it is: it defines the
-    source keypoints on both sides."""
+    (the same lossy image, not the camera frame), then smoothed over time (`cfg.smoothing`). Frame 0's
+    motion is sent as it is: it defines the source keypoints on both sides."""
     from .bitstream import decode_keyframe, encode_keyframe  # lazy: the GPU image lacks the range coder
     from .pipeline import images_to_batch
 
@@ -159,7 +178,7 @@ def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, cfg
     keyframe = decode_keyframe(encode_keyframe(frames[0]), h, w)
     rest = refine_motion(model, images_to_batch(keyframe[None]), motion[0:1], images_to_batch(frames[1:]), motion[1:],
                          cfg, batch)
-    return MotionBatch.concat([motion[0:1], rest])
+    return MotionBatch.concat([motion[0:1], smooth_motion(rest, cfg.smoothing) if cfg.steps > 0 else rest])
 
 
 def motion_search(networks: Networks, cfg: RefineConfig = RefineConfig(), batch: int = 8):

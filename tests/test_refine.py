@@ -10,7 +10,7 @@ import torch
 
 from facecodec.kinematics import transform_keypoints
 from facecodec.pipeline import MotionBatch, TorchNetworks, encode_frames, images_to_batch
-from facecodec.refine import RefineConfig, _loss, _Renderer, motion_search, refine_motion
+from facecodec.refine import RefineConfig, _loss, _Renderer, motion_search, refine_call, refine_motion, smooth_motion
 from facecodec.weights import build_model, default_weights_path
 
 
@@ -118,3 +118,28 @@ def test_encode_video_sends_the_searched_motion(lite, sample_frames):
     with pytest.raises(ValueError, match="does not combine with refresh"):
         encode_video(TorchNetworks(lite), frames, header, refresh=RefreshPolicy(),
                      search=motion_search(TorchNetworks(lite), RefineConfig(steps=1)))
+
+
+def test_smooth_motion_keeps_steady_and_linear_motion_and_removes_alternating_jitter():
+    t, k = 12, 3
+    yaw = np.linspace(-10, 10, t, dtype=np.float32)
+    jitter = np.where(np.arange(t) % 2 == 0, 1.0, -1.0).astype(np.float32)
+    motion = MotionBatch(np.stack([yaw, jitter, np.full(t, 4, np.float32)], 1), np.zeros((t, 3), np.float32),
+                         np.tile(np.float32([0.1, -0.2, 0.0]), (t, k, 1)))
+    out = smooth_motion(motion, (1, 2, 1))
+    assert np.allclose(out.rotation[1:-1, 0], yaw[1:-1], atol=1e-5)  # a symmetric filter keeps a ramp
+    assert np.abs(out.rotation[1:-1, 1]).max() < 1e-6  # ±1 from frame to frame is gone
+    assert np.allclose(out.rotation[:, 2], 4) and np.allclose(out.expression, motion.expression)
+    assert out.rotation.dtype == np.float32 and out.expression.shape == (t, k, 3)
+    assert smooth_motion(motion, ()) is motion and smooth_motion(motion[:1], (1, 2, 1)) is not None
+
+
+def test_refine_call_sends_frame_0_as_estimated_and_smooths_the_rest(lite, sample_frames):
+    frames = sample_frames[:6]
+    motion = encode_frames(TorchNetworks(lite), images_to_batch(frames))
+    raw = refine_call(lite, frames, motion, RefineConfig(steps=2, smoothing=()))
+    smoothed = refine_call(lite, frames, motion, RefineConfig(steps=2))
+    for out in (raw, smoothed):
+        assert np.array_equal(out.rotation[0], motion.rotation[0]) and np.array_equal(out.expression[0],
+                                                                                      motion.expression[0])
+    assert np.allclose(smoothed.rotation[1:], smooth_motion(raw[1:], (1, 2, 1)).rotation, atol=1e-5)

@@ -137,8 +137,9 @@ def _describe(policy: RefreshPolicy) -> str:
 
 
 def _describe_refine(cfg: RefineConfig) -> str:
+    smoothed = f", then smoothed over time ({', '.join(f'{t:g}' for t in cfg.smoothing)})" if cfg.smoothing else ""
     return (f"sender-side motion search, {cfg.steps} Adam steps per frame on the L1 of the receiver's render "
-            "(facecodec.refine)")
+            f"(facecodec.refine; step sizes {cfg.lr_angle:g}°, {cfg.lr_shift:g}, δ {cfg.lr_expression:g}){smoothed}")
 
 
 def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str, max_frames: int | None = None,

@@ -3,10 +3,11 @@ temporal smoothing (`RefineConfig.smoothing`), beside the camera's own and the p
 
     .venv/bin/python scripts/search_jitter.py ../shared/data/faces/train/retalking_1__video_1.mp4 …
 
-Jitter = mean length of the landmarks' second difference over time (px per frame², 478 MediaPipe
-landmarks at 256²): what a viewer sees as shaking. The camera's figure is the floor for steady
-speech; a decoded call far above it shakes. Also prints the quality metrics of `facecodec eval`
-and the motion rate, each clip's first 60 frames through the real bitstream.
+Jitter (`facecodec.eval.metrics.jitter`, also in `facecodec eval`'s report) = mean length of the
+landmarks' second difference over time (px per frame², 478 MediaPipe landmarks at 256²): what a
+viewer sees as shaking. The camera's figure is the floor for steady speech; a decoded call far above
+it shakes. Also prints the quality metrics of `facecodec eval` and the motion rate, each clip's
+first 60 frames through the real bitstream.
 """
 
 from __future__ import annotations
@@ -20,15 +21,11 @@ import torch
 
 from facecodec.eval.codec import self_reenact
 from facecodec.eval.compare import Evaluator
+from facecodec.eval.metrics import jitter
 from facecodec.media import read_video
 from facecodec.pipeline import TorchNetworks
 from facecodec.refine import RefineConfig, motion_search
 from facecodec.weights import build_model
-
-
-def jitter(landmarker, frames: np.ndarray) -> float:
-    points = landmarker.detect(frames)  # (T, 478, 2) px
-    return float(np.nanmean(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1)))
 
 
 def main() -> None:
@@ -44,16 +41,16 @@ def main() -> None:
                "search, unsmoothed": motion_search(networks, dataclasses.replace(searched, smoothing=())),
                f"search, smoothed {searched.smoothing}": motion_search(networks, searched)}
     evaluator, rows = Evaluator(lpips_nets=("alex",)), {}
-    landmarker = evaluator.landmarker
     for clip in args.clips:
         frames = read_video(clip, max_frames=args.max_frames)
         faces = evaluator.analyse(frames)
-        print(f"{clip.stem}: camera jitter {jitter(landmarker, frames):.3f}", flush=True)
+        print(f"{clip.stem}: camera jitter {jitter(faces.landmarks):.3f}", flush=True)
         for name, search in senders.items():
             run = self_reenact(networks, frames, preset="lite", num_kp=model.cfg.num_kp, search=search)
-            metrics = evaluator.compare(frames, faces, {name: (run.frames, evaluator.analyse(run.frames))})[name]
+            decoded = evaluator.analyse(run.frames)
+            metrics = evaluator.compare(frames, faces, {name: (run.frames, decoded)})[name]
             row = {k: float(np.nanmean(v)) for k, v in metrics.items()}
-            row.update(jitter=jitter(landmarker, run.frames), motion_kbps=run.motion_kbps)
+            row.update(jitter=jitter(decoded.landmarks), motion_kbps=run.motion_kbps)
             rows.setdefault(name, []).append(row)
             print(f"  {name:32s}" + " ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
     print("mean of clips:")

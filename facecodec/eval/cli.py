@@ -80,7 +80,8 @@ def add_eval_parsers(sub, add_model_args) -> None:
     p.add_argument("--freeview", type=Path, metavar="IMAGE",
                    help="also render and measure the free-view grid (an image, or a video's first frame)")
     p.add_argument("--transfer", type=Path, nargs=2, metavar=("PORTRAIT", "DRIVER"),
-                   help="also drive PORTRAIT (image, or a video's first frame) with DRIVER (video) and measure identity")
+                   help="also drive PORTRAIT (image, or a video's first frame) with DRIVER (video) and measure "
+                   "identity")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("freeview-grid", help="PNG grid of one face at yaw/pitch/roll ±30° and frontalised")

@@ -125,6 +125,16 @@ def identity_distance(embedding_a: np.ndarray, embedding_b: np.ndarray) -> np.nd
     return np.linalg.norm(embedding_a.astype(np.float64) - embedding_b, axis=-1)
 
 
+def jitter(landmarks: np.ndarray) -> float:
+    """Temporal jitter: mean length of the landmarks' second difference over time, px per frame²,
+    (T, N, 2) → float. What a viewer sees as shaking: steady motion scores 0, a 1-px back-and-forth 2. Frame
+    triplets with a missing face (NaN) are skipped; NaN when none is left."""
+    points = np.asarray(landmarks, np.float64)
+    if len(points) < 3:
+        return float("nan")
+    return nanmean(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1))
+
+
 def nanmean(values: np.ndarray) -> float:
     """Mean over finite entries; NaN when there are none (no warning). inf only if all are inf."""
     values = np.asarray(values, np.float64)

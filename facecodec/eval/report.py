@@ -17,6 +17,7 @@ from .compare import HIGHER_IS_BETTER, UNITS
 from .metrics import nanmean
 
 OUTPUTS = ("model", "baseline")
+JITTER_UNIT = "px per frame², mean |second difference| of the landmarks"
 LABELS = {"model": "codec", "baseline": "repeat source (baseline)"}
 
 
@@ -34,6 +35,7 @@ class ClipResult:
     faces: dict[str, int]  # frames with a face found: original, model, baseline
     per_frame: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # output → metric → (T,)
     keyframes: int = 1  # sent by the codec: the first + refreshes
+    jitter: dict[str, float] = field(default_factory=dict)  # px/frame² (`metrics.jitter`): original, model
 
     @property
     def baseline_kbps(self) -> float:
@@ -83,11 +85,17 @@ def metrics_document(results: list[ClipResult], info: dict) -> dict:
             "name": r.name, "path": r.path, "frames": r.frames, "fps": r.fps, "faces_found": r.faces,
             "kbps": r.kbps, "motion_kbps": r.motion_kbps, "keyframe_bytes": r.keyframe_bytes, "keyframes": r.keyframes,
             **{output: r.means(output) for output in OUTPUTS},
-            "per_frame": r.per_frame,
+            "jitter": r.jitter, "per_frame": r.per_frame,
         }
         for r in results
     ]
-    return {**info, "units": UNITS, "clips": clips, "mean": {o: mean_over_clips(results, o) for o in OUTPUTS}}
+    mean = {o: mean_over_clips(results, o) for o in OUTPUTS}
+    return {**info, "units": {**UNITS, "jitter": JITTER_UNIT}, "clips": clips, "mean": mean,
+            "mean_jitter": _mean_jitter(results)}
+
+
+def _mean_jitter(results: list[ClipResult]) -> dict[str, float]:
+    return {k: nanmean(np.array([r.jitter.get(k, np.nan) for r in results])) for k in ("original", "model")}
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -95,8 +103,8 @@ def _fmt(value: float, metric: str) -> str:
         return "n/a"
     if math.isinf(value):
         return "inf"
-    digits = {"psnr": 2, "ssim": 4, "akd": 2, "aed": 3, "pose_err": 2, "kbps": 2}.get(metric, 4)
-    return f"{value:.{digits}f}"
+    digits = {"psnr": 2, "ssim": 4, "akd": 2, "aed": 3, "pose_err": 2, "kbps": 2, "jitter": 2, "ratio": 2}
+    return f"{value:.{digits.get(metric, 4)}f}"
 
 
 def _table(results: list[ClipResult], names: list[str]) -> list[str]:
@@ -119,6 +127,24 @@ def _refresh_lines(results: list[ClipResult], refresh: str | None) -> list[str]:
     counts = ", ".join(f"{r.name} {r.keyframes - 1}" for r in results)
     return [f"- **keyframe refresh on** ({refresh}): the sender also sends later frames as new sources; refresh "
             f"keyframes per clip: {counts}. Their bytes are in kbit/s."]
+
+
+def _jitter_lines(results: list[ClipResult]) -> list[str]:
+    """Shaking: the codec's landmark jitter beside the camera's (the repeated frame has none, so the
+    baseline is not a reference here; the camera is)."""
+    if not any(r.jitter for r in results):
+        return []
+    lines = ["## Temporal stability", "",
+             "Jitter = mean length of the 478 landmarks' second difference over time (px per frame², "
+             "`facecodec.eval.metrics.jitter`): what a viewer sees as shaking. The camera's own is the reference: a "
+             "decoded call well above it shakes, well below it has lost motion.", "",
+             "| clip | camera | codec | codec / camera |", "|---|---|---|---|"]
+    rows = [(r.name, r.jitter) for r in results] + [("**mean of clips**", _mean_jitter(results))]
+    for name, j in rows:
+        cam, model = j.get("original", math.nan), j.get("model", math.nan)
+        ratio = model / cam if cam else math.nan
+        lines.append(f"| {name} | {_fmt(cam, 'jitter')} | {_fmt(model, 'jitter')} | {_fmt(ratio, 'ratio')} |")
+    return lines + [""]
 
 
 def write_report(path: Path, results: list[ClipResult], info: dict, names: list[str], figures: dict[str, str],
@@ -146,6 +172,7 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         "Faces found (original / codec / baseline): "
         + ", ".join(f"{r.name} {r.faces['original']}/{r.faces['model']}/{r.faces['baseline']}" for r in results),
         "",
+        *_jitter_lines(results),
     ]
     for title, rel in figures.items():
         lines += [f"## {title}", "", f"![{title}]({rel})", ""]

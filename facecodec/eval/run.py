@@ -21,7 +21,7 @@ from .codec import self_reenact, transfer_motion
 from .compare import Evaluator
 from .freeview import evaluate_freeview, save_grid
 from .identity import SAME_PERSON_THRESHOLD
-from .metrics import identity_distance, nanmean
+from .metrics import identity_distance, jitter, nanmean
 from .report import ClipResult, metrics_document, write_json, write_report
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,14 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
                "baseline": outputs["baseline"][1].faces_found * len(original)},
         per_frame=evaluator.compare(original, faces, outputs),
         keyframes=run.keyframes,
+        jitter={"original": jitter(faces.landmarks), "model": jitter(outputs["model"][1].landmarks)},
     )
     if video_dir is not None:
         heat = figures.error_heat(original, run.frames)
         write_video(video_dir / f"{path.stem}.mp4", figures.side_by_side(original, run.frames, heat), fps=fps)
     codec, base = result.means("model"), result.means("baseline")
-    log.info("%s: %d frames, PSNR %.2f vs baseline %.2f dB, %.1f kbit/s", path.stem, len(original), codec["psnr"],
-             base["psnr"], run.kbps)
+    log.info("%s: %d frames, PSNR %.2f vs baseline %.2f dB, %.1f kbit/s, jitter %.2f (camera %.2f)", path.stem,
+             len(original), codec["psnr"], base["psnr"], run.kbps, result.jitter["model"], result.jitter["original"])
     return result
 
 

@@ -81,6 +81,17 @@ def test_landmark_pose_and_identity_distances():
     assert np.isnan(metrics.keypoint_distance(a, np.full_like(a, np.nan))).all()
 
 
+def test_jitter_is_zero_for_steady_motion_and_counts_a_shake():
+    steady = np.arange(6, dtype=float)[:, None, None] * np.ones((1, 478, 2))  # 1 px per frame, both axes
+    assert metrics.jitter(steady) == 0.0
+    shake = np.zeros((6, 478, 2))
+    shake[::2, :, 0] = 1.0  # x: 1, 0, 1, 0, …: second difference ±2 every frame
+    assert metrics.jitter(shake) == pytest.approx(2.0)
+    shake[2] = np.nan  # a frame without a face: the three triplets through it are skipped
+    assert metrics.jitter(shake) == pytest.approx(2.0)
+    assert np.isnan(metrics.jitter(shake[:2]))
+
+
 def test_nanmean_skips_missing_frames():
     assert metrics.nanmean(np.array([1.0, np.nan, 3.0])) == 2.0
     assert np.isnan(metrics.nanmean(np.array([np.nan])))

@@ -165,24 +165,22 @@ def smooth_motion(motion: MotionBatch, taps: tuple[float, ...]) -> MotionBatch:
     return MotionBatch(run(motion.rotation), run(motion.translation), run(motion.expression))
 
 
-def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, cfg: RefineConfig = RefineConfig(),
-                batch: int = 8) -> MotionBatch:
-    """The search for a one-shot call: frames (T, S, S, 3) uint8 with the encoder's motion (T frames);
-    frame 0 is the source, so frames 1… are searched against the keyframe as the receiver decodes it
-    (the same lossy image, not the camera frame), then smoothed over time (`cfg.smoothing`). Frame 0's
-    motion is sent as it is: it defines the source keypoints on both sides."""
-    from .bitstream import decode_keyframe, encode_keyframe  # lazy: the GPU image lacks the range coder
+def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, keyframe: np.ndarray,
+                cfg: RefineConfig = RefineConfig(), batch: int = 8) -> MotionBatch:
+    """The search for a one-shot call: frames (T, S, S, 3) uint8 with the encoder's motion (T frames)
+    and the keyframe (S, S, 3) uint8 as the receiver decodes it (the same lossy image, not the camera
+    frame); frame 0 is the source, so frames 1… are searched against that keyframe, then smoothed
+    over time (`cfg.smoothing`). Frame 0's motion is sent as it is: it defines the source keypoints
+    on both sides."""
     from .pipeline import images_to_batch
 
-    h, w = frames.shape[1:3]
-    keyframe = decode_keyframe(encode_keyframe(frames[0]), h, w)
     rest = refine_motion(model, images_to_batch(keyframe[None]), motion[0:1], images_to_batch(frames[1:]), motion[1:],
                          cfg, batch)
     return MotionBatch.concat([motion[0:1], smooth_motion(rest, cfg.smoothing) if cfg.steps > 0 else rest])
 
 
 def motion_search(networks: Networks, cfg: RefineConfig = RefineConfig(), batch: int = 8):
-    """The search as the (frames, motion) → motion callable every sender takes
+    """The search as the `serving.codec.MotionSearch` callable every sender takes
     (`serving.codec.encode_video`, hence `facecodec encode` and `facecodec eval`)."""
     model = getattr(networks, "model", None)
     if model is None:  # gradients: eager PyTorch only

@@ -106,15 +106,18 @@ def test_encode_video_sends_the_searched_motion(lite, sample_frames):
     header = stream_header("lite", lite.cfg.num_kp, 256, 25.0)
     seen = []
 
-    def search(f, motion):
-        seen.append(len(f))
+    def search(f, motion, keyframe):
+        seen.append((len(f), keyframe))
         return MotionBatch(motion.rotation + 5, motion.translation, motion.expression)
 
     plain, _ = encode_video(TorchNetworks(lite), frames, header)
     searched, _ = encode_video(TorchNetworks(lite), frames, header, search=search)
-    yaw = [np.array([f.motion.yaw for f in decode_stream(header.to_bytes() + b"".join(c)).frames])
-           for c in (plain, searched)]
-    assert seen == [5] and np.allclose(yaw[1] - yaw[0], 5, atol=0.5)  # within the quantiser's step
+    streams = [decode_stream(header.to_bytes() + b"".join(c)) for c in (plain, searched)]
+    yaw = [np.array([f.motion.yaw for f in s.frames]) for s in streams]
+    assert [n for n, _ in seen] == [5] and np.allclose(yaw[1] - yaw[0], 5, atol=0.5)  # within the quantiser's step
+    # the search saw the keyframe the receiver decodes (lossy), not the camera frame
+    received = streams[1].frames[0].keyframe
+    assert np.array_equal(seen[0][1], received) and not np.array_equal(received, frames[0])
     with pytest.raises(ValueError, match="does not combine with refresh"):
         encode_video(TorchNetworks(lite), frames, header, refresh=RefreshPolicy(),
                      search=motion_search(TorchNetworks(lite), RefineConfig(steps=1)))
@@ -137,8 +140,8 @@ def test_smooth_motion_keeps_steady_and_linear_motion_and_removes_alternating_ji
 def test_refine_call_sends_frame_0_as_estimated_and_smooths_the_rest(lite, sample_frames):
     frames = sample_frames[:6]
     motion = encode_frames(TorchNetworks(lite), images_to_batch(frames))
-    raw = refine_call(lite, frames, motion, RefineConfig(steps=2, smoothing=()))
-    smoothed = refine_call(lite, frames, motion, RefineConfig(steps=2))
+    raw = refine_call(lite, frames, motion, frames[0], RefineConfig(steps=2, smoothing=()))
+    smoothed = refine_call(lite, frames, motion, frames[0], RefineConfig(steps=2))
     for out in (raw, smoothed):
         assert np.array_equal(out.rotation[0], motion.rotation[0]) and np.array_equal(out.expression[0],
                                                                                       motion.expression[0])

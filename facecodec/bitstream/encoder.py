@@ -43,8 +43,9 @@ class Encoder:
         self.refresh = refresh
         self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
 
-    def request_keyframe(self, image: np.ndarray) -> None:
-        """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on.
+    def request_keyframe(self, image: np.ndarray) -> bytes:
+        """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on; returns
+        the KEYFRAME body (`decode_keyframe` of it is the source the receiver will render from).
 
         The KEYFRAME packet precedes that frame's MOTION packet in the bytes `encode`
         returns; it is flagged REFRESH unless it is the stream's first keyframe.
@@ -53,6 +54,7 @@ class Encoder:
         if image.shape[:2] != (self.header.height, self.header.width):
             raise ValueError(f"keyframe is {image.shape[:2]}, header says {(self.header.height, self.header.width)}")
         self._pending_keyframe = encode_keyframe(image, **self._keyframe_options)
+        return self._pending_keyframe
 
     def request_intra(self) -> None:
         """Make the next MOTION packet intra (e.g. on a receiver's loss report)."""

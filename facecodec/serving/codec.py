@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bitstream import (DecodedFrame, Encoder, Motion, RefreshPolicy, StreamHeader, read_stream, split_batch,
-                         write_stream)
+from ..bitstream import (DecodedFrame, Encoder, Motion, RefreshPolicy, StreamHeader, decode_keyframe, read_stream,
+                         split_batch, write_stream)
 from ..media import probe_fps, read_video, to_frames, write_video
 from ..pipeline import MotionBatch, Networks, OrtNetworks, ViewEdit, encode_frames, images_to_batch
 from ..presets import get_preset
 from .session import FrameRequest, SessionStore
 
-MotionSearch = Callable[[np.ndarray, MotionBatch], MotionBatch]  # (frames (T, S, S, 3) uint8, motion) → motion
+# (frames (T, S, S, 3) uint8, their motion, the keyframe (S, S, 3) uint8 as the receiver decodes it) → motion
+MotionSearch = Callable[[np.ndarray, MotionBatch, np.ndarray], MotionBatch]
 DEFAULT_ONNX_ROOT = Path("artifacts/onnx")  # the Makefile's `export` target writes <root>/<preset>
 
 
@@ -57,13 +58,16 @@ def encode_video(
 ) -> tuple[list[bytes], Encoder]:
     """Sender: (T, S, S, 3) uint8 frames → the packets of each frame (frame 0 is the keyframe; with
     `refresh`, later frames too when the head has gone far from the current source). `search`
-    (frames, motion) → motion: a sender-side motion search, e.g. `facecodec.refine.refine_call`."""
+    (`MotionSearch`, e.g. `facecodec.refine.motion_search`): a sender-side motion search; it gets the
+    keyframe exactly as the receiver will decode it."""
     if search is not None and refresh is not None:
         raise ValueError("the motion search works against the first keyframe: it does not combine with refresh")
-    motion = encode_frames(networks, images_to_batch(frames))
-    motions = to_motions(search(frames, motion) if search is not None else motion)
     encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
-    encoder.request_keyframe(frames[0])
+    keyframe = encoder.request_keyframe(frames[0])
+    motion = encode_frames(networks, images_to_batch(frames))
+    if search is not None:
+        motion = search(frames, motion, decode_keyframe(keyframe, header.height, header.width))
+    motions = to_motions(motion)
     chunks = [encoder.encode(m, round(n * header.frame_ms), frame) for n, (m, frame) in enumerate(zip(motions, frames))]
     return chunks, encoder
 

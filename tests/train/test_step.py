@@ -255,3 +255,12 @@ def test_train_on_cuda_without_a_gpu_says_so_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match="sees no CUDA GPU"):
         main(["train", "--data", str(tmp_path / "faces" / "train"), "--out", str(tmp_path / "run"), "--device", "cuda"])
     assert not (tmp_path / "run").exists()
+
+
+def test_decoder_loss_is_refused_where_there_is_no_source_blend(tmp_path):
+    from facecodec.cli import main
+
+    with pytest.raises(SystemExit, match="blends no source image in"):
+        main(["train", "--preset", "vox256", "--data", str(tmp_path / "faces" / "train"), "--out",
+              str(tmp_path / "run"), "--decoder-loss", "1"])
+    assert not (tmp_path / "run").exists()

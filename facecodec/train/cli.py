@@ -59,8 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, face_crop=args.face_crop))
     if args.decoder_loss is not None:
         if args.decoder_loss and not get_preset(args.preset).generator.source_skip:
-            raise SystemExit(f"--decoder-loss: preset {args.preset!r} blends no source image in, so its decoder's image "
-                             "is the output, already under the perceptual and L1 losses; leave it out")
+            raise SystemExit(f"--decoder-loss: preset {args.preset!r} blends no source image in, so its decoder's "
+                             "image is the output, already under the perceptual and L1 losses; leave it out")
         cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, decoder=args.decoder_loss))
     if args.pose_balance is not None:
         cfg = dataclasses.replace(cfg, pose_balance=args.pose_balance)

@@ -38,7 +38,8 @@ CFG = TrainConfig(lr=2e-4, losses=LossWeights(perceptual_scales=(1.0,)))  # 64²
 def _fixed_batch(size: int = 64) -> PairBatch:
     """A smooth blob that moves between frames: something a model can learn to reproduce."""
     y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    frame = lambda cx: torch.stack([torch.exp(-((x - cx) ** 2 + y**2) / 0.1), 0.5 + 0.3 * x, 0.5 - 0.3 * y])  # noqa: E731
+    frame = lambda cx: torch.stack(  # noqa: E731
+        [torch.exp(-((x - cx) ** 2 + y**2) / 0.1), 0.5 + 0.3 * x, 0.5 - 0.3 * y])
     sources = torch.stack([frame(0.0), frame(-0.1)])
     drivings = torch.stack([torch.stack([frame(0.2), frame(-0.2)]), torch.stack([frame(0.1), frame(0.0)])])
     labels = torch.tensor([[0.0, 0, 0], [1, 0, 0], [5, 0, 0], [-5, 0, 0], [3, 0, 0], [0, 0, 0]])

@@ -135,6 +135,22 @@ def jitter(landmarks: np.ndarray) -> float:
     return nanmean(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1))
 
 
+def face_scale(landmarks: np.ndarray) -> np.ndarray:
+    """RMS distance of the landmarks to their centroid, (T, N, 2) px → (T,) px (NaN: no face)."""
+    points = np.asarray(landmarks, np.float64)
+    return np.sqrt(((points - points.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean(-1))
+
+
+def breathing(landmarks: np.ndarray, reference: np.ndarray) -> float:
+    """Scale "breathing": how much the face's size wanders against the reference's, % — the standard
+    deviation over frames of 100·ln(scale / reference scale), (T, N, 2) each (or (1, N, 2) broadcast).
+    A constant size offset scores 0; a head that grows and shrinks while the real one does not scores
+    its swing. Frames without both faces are skipped; NaN when fewer than two are left."""
+    ratio = 100 * np.log(face_scale(landmarks) / face_scale(reference))
+    ratio = ratio[np.isfinite(ratio)]
+    return float(ratio.std()) if ratio.size >= 2 else float("nan")
+
+
 def nanmean(values: np.ndarray) -> float:
     """Mean over finite entries; NaN when there are none (no warning). inf only if all are inf."""
     values = np.asarray(values, np.float64)

@@ -17,7 +17,12 @@ from .compare import HIGHER_IS_BETTER, UNITS
 from .metrics import nanmean
 
 OUTPUTS = ("model", "baseline")
-JITTER_UNIT = "px per frame², mean |second difference| of the landmarks"
+STABILITY = {  # per clip, over time: name → unit
+    "jitter_camera": "px per frame², mean |second difference| of the landmarks (metrics.jitter)",
+    "jitter_codec": "px per frame², as jitter_camera",
+    "breathing_codec": "%, std over frames of 100·ln(face scale / the camera's) (metrics.breathing)",
+    "breathing_baseline": "%, as breathing_codec, for the repeated keyframe: the camera's own size change",
+}
 LABELS = {"model": "codec", "baseline": "repeat source (baseline)"}
 
 
@@ -35,7 +40,7 @@ class ClipResult:
     faces: dict[str, int]  # frames with a face found: original, model, baseline
     per_frame: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # output → metric → (T,)
     keyframes: int = 1  # sent by the codec: the first + refreshes
-    jitter: dict[str, float] = field(default_factory=dict)  # px/frame² (`metrics.jitter`): original, model
+    stability: dict[str, float] = field(default_factory=dict)  # STABILITY keys (`metrics.jitter`, `.breathing`)
 
     @property
     def baseline_kbps(self) -> float:
@@ -85,17 +90,17 @@ def metrics_document(results: list[ClipResult], info: dict) -> dict:
             "name": r.name, "path": r.path, "frames": r.frames, "fps": r.fps, "faces_found": r.faces,
             "kbps": r.kbps, "motion_kbps": r.motion_kbps, "keyframe_bytes": r.keyframe_bytes, "keyframes": r.keyframes,
             **{output: r.means(output) for output in OUTPUTS},
-            "jitter": r.jitter, "per_frame": r.per_frame,
+            "stability": r.stability, "per_frame": r.per_frame,
         }
         for r in results
     ]
     mean = {o: mean_over_clips(results, o) for o in OUTPUTS}
-    return {**info, "units": {**UNITS, "jitter": JITTER_UNIT}, "clips": clips, "mean": mean,
-            "mean_jitter": _mean_jitter(results)}
+    return {**info, "units": {**UNITS, **STABILITY}, "clips": clips, "mean": mean,
+            "mean_stability": _mean_stability(results)}
 
 
-def _mean_jitter(results: list[ClipResult]) -> dict[str, float]:
-    return {k: nanmean(np.array([r.jitter.get(k, np.nan) for r in results])) for k in ("original", "model")}
+def _mean_stability(results: list[ClipResult]) -> dict[str, float]:
+    return {k: nanmean(np.array([r.stability.get(k, np.nan) for r in results])) for k in STABILITY}
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -129,21 +134,28 @@ def _refresh_lines(results: list[ClipResult], refresh: str | None) -> list[str]:
             f"keyframes per clip: {counts}. Their bytes are in kbit/s."]
 
 
-def _jitter_lines(results: list[ClipResult]) -> list[str]:
-    """Shaking: the codec's landmark jitter beside the camera's (the repeated frame has none, so the
-    baseline is not a reference here; the camera is)."""
-    if not any(r.jitter for r in results):
+def _stability_lines(results: list[ClipResult]) -> list[str]:
+    """Shaking and breathing: jitter beside the camera's (the repeated frame has none, so the camera
+    is the reference there), breathing beside the baseline's (its size never changes, so it scores the
+    camera's own size change)."""
+    if not any(r.stability for r in results):
         return []
     lines = ["## Temporal stability", "",
              "Jitter = mean length of the 478 landmarks' second difference over time (px per frame², "
              "`facecodec.eval.metrics.jitter`): what a viewer sees as shaking. The camera's own is the reference: a "
-             "decoded call well above it shakes, well below it has lost motion.", "",
-             "| clip | camera | codec | codec / camera |", "|---|---|---|---|"]
-    rows = [(r.name, r.jitter) for r in results] + [("**mean of clips**", _mean_jitter(results))]
-    for name, j in rows:
-        cam, model = j.get("original", math.nan), j.get("model", math.nan)
-        ratio = model / cam if cam else math.nan
-        lines.append(f"| {name} | {_fmt(cam, 'jitter')} | {_fmt(model, 'jitter')} | {_fmt(ratio, 'ratio')} |")
+             "decoded call well above it shakes, well below it has lost motion. Breathing = how much the face's size "
+             "wanders against the real face's (std over frames of 100·ln(scale ratio), %, "
+             "`facecodec.eval.metrics.breathing`): a head that grows and shrinks; the repeated keyframe scores the "
+             "real face's own size change.", "",
+             "| clip | jitter: camera | codec | codec / camera | breathing %: codec | baseline |",
+             "|---|---|---|---|---|---|"]
+    rows = [(r.name, r.stability) for r in results] + [("**mean of clips**", _mean_stability(results))]
+    for name, st in rows:
+        v = {k: st.get(k, math.nan) for k in STABILITY}
+        ratio = v["jitter_codec"] / v["jitter_camera"] if v["jitter_camera"] else math.nan
+        cells = [_fmt(v["jitter_camera"], "jitter"), _fmt(v["jitter_codec"], "jitter"), _fmt(ratio, "ratio"),
+                 _fmt(v["breathing_codec"], "jitter"), _fmt(v["breathing_baseline"], "jitter")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -172,7 +184,7 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         "Faces found (original / codec / baseline): "
         + ", ".join(f"{r.name} {r.faces['original']}/{r.faces['model']}/{r.faces['baseline']}" for r in results),
         "",
-        *_jitter_lines(results),
+        *_stability_lines(results),
     ]
     for title, rel in figures.items():
         lines += [f"## {title}", "", f"![{title}]({rel})", ""]

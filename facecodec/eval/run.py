@@ -18,10 +18,10 @@ from ..pipeline import Networks
 from ..refine import RefineConfig, motion_search
 from . import figures
 from .codec import self_reenact, transfer_motion
-from .compare import Evaluator
+from .compare import Evaluator, FaceAnalysis
 from .freeview import evaluate_freeview, save_grid
 from .identity import SAME_PERSON_THRESHOLD
-from .metrics import identity_distance, jitter, nanmean
+from .metrics import breathing, identity_distance, jitter, nanmean
 from .report import ClipResult, metrics_document, write_json, write_report
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,24 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
                "baseline": outputs["baseline"][1].faces_found * len(original)},
         per_frame=evaluator.compare(original, faces, outputs),
         keyframes=run.keyframes,
-        jitter={"original": jitter(faces.landmarks), "model": jitter(outputs["model"][1].landmarks)},
+        stability=_stability(faces, outputs["model"][1], outputs["baseline"][1]),
     )
     if video_dir is not None:
         heat = figures.error_heat(original, run.frames)
         write_video(video_dir / f"{path.stem}.mp4", figures.side_by_side(original, run.frames, heat), fps=fps)
     codec, base = result.means("model"), result.means("baseline")
-    log.info("%s: %d frames, PSNR %.2f vs baseline %.2f dB, %.1f kbit/s, jitter %.2f (camera %.2f)", path.stem,
-             len(original), codec["psnr"], base["psnr"], run.kbps, result.jitter["model"], result.jitter["original"])
+    st = result.stability
+    log.info("%s: %d frames, PSNR %.2f vs baseline %.2f dB, %.1f kbit/s, jitter %.2f (camera %.2f), breathing %.1f %%",
+             path.stem, len(original), codec["psnr"], base["psnr"], run.kbps, st["jitter_codec"], st["jitter_camera"],
+             st["breathing_codec"])
     return result
+
+
+def _stability(camera: FaceAnalysis, codec: FaceAnalysis, baseline: FaceAnalysis) -> dict[str, float]:
+    """`report.STABILITY` of one clip from its landmarks."""
+    return {"jitter_camera": jitter(camera.landmarks), "jitter_codec": jitter(codec.landmarks),
+            "breathing_codec": breathing(codec.landmarks, camera.landmarks),
+            "breathing_baseline": breathing(baseline.landmarks, camera.landmarks)}
 
 
 def evaluate_transfer(model: ModelInfo, portrait_path: Path, driver_path: Path, evaluator: Evaluator, out: Path,

@@ -74,12 +74,15 @@ def test_eval_writes_report_with_baseline(tmp_path, model, evaluator):
     assert 0 < clip["motion_kbps"] < clip["kbps"] and clip["keyframe_bytes"] > 1000
     assert doc["mean"]["baseline"]["kbps"] < doc["mean"]["model"]["kbps"]  # baseline: the keyframe only
     # the sample's speaker moves; random weights draw (nearly) the same picture every frame
-    assert clip["jitter"]["original"] > 0.3 and 0 <= clip["jitter"]["model"] < clip["jitter"]["original"]
-    assert doc["mean_jitter"] == clip["jitter"]
+    st = clip["stability"]
+    assert set(st) == set(doc["mean_stability"]) == {"jitter_camera", "jitter_codec", "breathing_codec",
+                                                      "breathing_baseline"}
+    assert st["jitter_camera"] > 0.3 and 0 <= st["jitter_codec"] < st["jitter_camera"]
+    assert st["breathing_baseline"] > 0 and doc["mean_stability"] == st
 
     report = (out / "report.md").read_text()
     assert "repeat source (baseline)" in report and "| talking_00086_4s | 10 | codec |" in report
-    jitter_row = f"| talking_00086_4s | {clip['jitter']['original']:.2f} | {clip['jitter']['model']:.2f} |"
+    jitter_row = f"| talking_00086_4s | {st['jitter_camera']:.2f} | {st['jitter_codec']:.2f} |"
     assert "## Temporal stability" in report and jitter_row in report
     for name in ("figures/curves.png", "figures/bars.png", "videos/talking_00086_4s.mp4"):
         assert (out / name).stat().st_size > 1000, name

@@ -92,6 +92,19 @@ def test_jitter_is_zero_for_steady_motion_and_counts_a_shake():
     assert np.isnan(metrics.jitter(shake[:2]))
 
 
+def test_breathing_counts_a_size_swing_not_a_size_offset():
+    rng = np.random.default_rng(0)
+    face = rng.normal(0, 30, (1, 478, 2)) + 128
+    camera = np.repeat(face, 8, axis=0)
+    centre = face.mean(axis=1, keepdims=True)
+    bigger = centre + 1.2 * (camera - centre)  # 20 % larger throughout: an offset, not breathing
+    assert metrics.breathing(bigger, camera) == pytest.approx(0.0, abs=1e-9)
+    swing = np.array([1.1, 1 / 1.1] * 4)[:, None, None]  # ±ln 1.1 ≈ ±9.5 % frame to frame
+    assert metrics.breathing(centre + swing * (camera - centre), camera) == pytest.approx(100 * np.log(1.1))
+    assert metrics.breathing(face, camera) == 0.0  # a frozen frame against a steady face
+    assert np.isnan(metrics.breathing(np.full_like(camera, np.nan), camera))
+
+
 def test_nanmean_skips_missing_frames():
     assert metrics.nanmean(np.array([1.0, np.nan, 3.0])) == 2.0
     assert np.isnan(metrics.nanmean(np.array([np.nan])))

@@ -27,23 +27,32 @@ from facecodec.media import read_video
 SHOWN = ("psnr", "lpips_alex", "akd", "aed", "pose_err")
 
 
-def flow_oracle(frames: np.ndarray, keyframe: np.ndarray, flow_size: int | None = None) -> np.ndarray:
-    """Warp `keyframe` (S, S, 3) to each of `frames` (T, S, S, 3) uint8 by the DIS flow from the frame
-    to the keyframe (for each output pixel, where it is in the keyframe) → (T, S, S, 3) uint8.
-    `flow_size`: first area-average the flow to flow_size² and bring it back bilinearly, as coarse as
-    a motion network at that size (lite: 32²) — the best such a field could do."""
+def dense_flows(frames: np.ndarray, keyframe: np.ndarray) -> np.ndarray:
+    """DIS optical flow from each of `frames` (T, S, S, 3) uint8 to `keyframe` (S, S, 3): for each
+    output pixel, where it is in the keyframe → (T, S, S, 2) px."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     key_grey = cv2.cvtColor(keyframe, cv2.COLOR_RGB2GRAY)
+    return np.stack([dis.calc(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), key_grey, None) for f in frames])
+
+
+def warp_by(keyframe: np.ndarray, flows: np.ndarray, flow_size: int | None = None) -> np.ndarray:
+    """`keyframe` moved by each of `flows` (`dense_flows`) → (T, S, S, 3) uint8. `flow_size`: first
+    area-average the flow to flow_size² and bring it back bilinearly, as coarse as a motion network at
+    that size (lite: 32²) — the best such a field could do."""
     ys, xs = np.mgrid[0 : keyframe.shape[0], 0 : keyframe.shape[1]].astype(np.float32)
     out = []
-    for frame in frames:
-        flow = dis.calc(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), key_grey, None)
+    for flow in flows:
         if flow_size:
             coarse = cv2.resize(flow, (flow_size, flow_size), interpolation=cv2.INTER_AREA)
             flow = cv2.resize(coarse, flow.shape[1::-1], interpolation=cv2.INTER_LINEAR)
         out.append(cv2.remap(keyframe, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REPLICATE))
     return np.stack(out)
+
+
+def flow_oracle(frames: np.ndarray, keyframe: np.ndarray, flow_size: int | None = None) -> np.ndarray:
+    """The oracle for `frames` (T, S, S, 3) uint8: the keyframe warped by their measured flow."""
+    return warp_by(keyframe, dense_flows(frames, keyframe), flow_size)
 
 
 def main() -> None:
@@ -59,8 +68,9 @@ def main() -> None:
         frames = read_video(clip, max_frames=args.max_frames)
         h, w = frames.shape[1:3]
         keyframe = decode_keyframe(encode_keyframe(frames[0]), h, w)  # what the receiver holds
-        outputs = {"flow oracle": flow_oracle(frames, keyframe),
-                   **{f"flow oracle at {n}²": flow_oracle(frames, keyframe, n) for n in args.flow_sizes},
+        flows = dense_flows(frames, keyframe)  # once: the coarse oracles average the same flow
+        outputs = {"flow oracle": warp_by(keyframe, flows),
+                   **{f"flow oracle at {n}²": warp_by(keyframe, flows, n) for n in args.flow_sizes},
                    "repeat source": keyframe[None]}
         metrics = evaluator.compare(frames, evaluator.analyse(frames),
                                     {k: (v, evaluator.analyse(v)) for k, v in outputs.items()})

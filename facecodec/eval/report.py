@@ -108,7 +108,8 @@ def _fmt(value: float, metric: str) -> str:
         return "n/a"
     if math.isinf(value):
         return "inf"
-    digits = {"psnr": 2, "ssim": 4, "akd": 2, "aed": 3, "pose_err": 2, "kbps": 2, "jitter": 2, "ratio": 2}
+    digits = {"psnr": 2, "ssim": 4, "akd": 2, "aed": 3, "pose_err": 2, "kbps": 2, "jitter": 2, "breathing": 2,
+              "ratio": 2}
     return f"{value:.{digits.get(metric, 4)}f}"
 
 
@@ -154,7 +155,7 @@ def _stability_lines(results: list[ClipResult]) -> list[str]:
         v = {k: st.get(k, math.nan) for k in STABILITY}
         ratio = v["jitter_codec"] / v["jitter_camera"] if v["jitter_camera"] else math.nan
         cells = [_fmt(v["jitter_camera"], "jitter"), _fmt(v["jitter_codec"], "jitter"), _fmt(ratio, "ratio"),
-                 _fmt(v["breathing_codec"], "jitter"), _fmt(v["breathing_baseline"], "jitter")]
+                 _fmt(v["breathing_codec"], "breathing"), _fmt(v["breathing_baseline"], "breathing")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 

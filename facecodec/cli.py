@@ -67,7 +67,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights).eval()
         search = motion_search(TorchNetworks(model), RefineConfig(steps=args.refine))
     encoder = codec.encode_file(networks, args.video, args.out, preset=args.preset, max_frames=args.max_frames,
-                                target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args), search=search)
+                                target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args), search=search,
+                                keyframe_quality=args.keyframe_quality)
     refreshes = f", {encoder.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
     print(f"{args.out}: {encoder.stats.frames} frames, {encoder.stats.kbps():.1f} kbit/s{refreshes}")
     return 0
@@ -84,6 +85,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _add_codec_parsers(sub) -> None:
+    from .bitstream.keyframe import add_keyframe_quality_argument
     from .bitstream.refresh import RefreshPolicy
     from .refine import add_refine_argument
 
@@ -94,6 +96,7 @@ def _add_codec_parsers(sub) -> None:
     p.add_argument("--onnx", type=Path, help="exported networks (default artifacts/onnx/<preset>, exported if missing)")
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
+    add_keyframe_quality_argument(p)
     RefreshPolicy.add_arguments(p)
     add_refine_argument(p)
     p.set_defaults(func=cmd_encode)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .framecoder import FrameCoder
 from .header import StreamHeader
-from .keyframe import DEFAULT_QUALITY, ImageCodec, encode_keyframe
+from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_keyframe
 from .motion import Motion
 from .packet import Flags, Packet, PacketType
 from .quant import QSCALE_UNITY, qscale_factor
@@ -33,7 +33,8 @@ class Encoder:
         self.stats = StreamStats(float(header.fps))
         self.rate = RateController(target_kbps, float(header.fps), initial=qscale) if target_kbps else None
         self._qscale = qscale
-        self._keyframe_options = {"quality": keyframe_quality, "codec": keyframe_codec}
+        # checked here, not at the first keyframe: a bad setting fails before the call starts
+        self._keyframe_options = {"quality": check_quality(keyframe_quality), "codec": keyframe_codec}
         self._coder = FrameCoder(header.num_kp, header.steps)
         self._state = self._coder.initial_state()
         self._frame = 0

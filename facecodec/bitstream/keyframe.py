@@ -31,14 +31,38 @@ def default_codec() -> ImageCodec:
     return ImageCodec.WEBP if features.check("webp") else ImageCodec.JPEG
 
 
+def check_quality(quality: int) -> int:
+    """`quality` if it is an integer in 1…100 (Pillow's JPEG/WebP scale), else ValueError."""
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise ValueError(f"keyframe quality must be an integer in 1…100, got {quality!r}")
+    return int(quality)
+
+
+def add_keyframe_quality_argument(parser) -> None:
+    """`--keyframe-quality Q` on a command that encodes."""
+    parser.add_argument("--keyframe-quality", type=_quality_argument, default=DEFAULT_QUALITY, metavar="Q",
+                        help=f"WebP quality 1…100 of the source picture, sent once (default {DEFAULT_QUALITY}; 100 "
+                        "costs about twice the bytes and keeps identity a little closer, docs/benchmarks.md)")
+
+
+def _quality_argument(text: str) -> int:
+    import argparse
+
+    try:
+        return check_quality(int(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err) if "1…100" in str(err) else f"not an integer: {text!r}") from None
+
+
 def encode_keyframe(image: np.ndarray, *, quality: int = DEFAULT_QUALITY, codec: ImageCodec | None = None) -> bytes:
     """KEYFRAME body for an (H, W, 3) uint8 RGB image; `quality` 1…100 (Pillow's scale)."""
+    check_quality(quality)
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"keyframe image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
     codec = codec or default_codec()
     buffer = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buffer, format=_PIL_FORMAT[codec], quality=int(quality))
+    Image.fromarray(image, "RGB").save(buffer, format=_PIL_FORMAT[codec], quality=quality)
     return bytes([codec]) + buffer.getvalue()
 
 

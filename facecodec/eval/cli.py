@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..bitstream.keyframe import add_keyframe_quality_argument
 from ..bitstream.refresh import RefreshPolicy
 from ..refine import RefineConfig, add_refine_argument
 
@@ -37,7 +38,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     doc = run_eval(load_model(args), clips[: args.max_clips], args.report, clips_from=clips_from,
                    max_frames=args.max_frames, lpips_nets=tuple(args.lpips), identity=not args.no_aed,
                    videos=not args.no_videos, freeview_image=args.freeview, transfer=args.transfer,
-                   refresh=RefreshPolicy.from_arguments(args),
+                   refresh=RefreshPolicy.from_arguments(args), keyframe_quality=args.keyframe_quality,
                    refine=RefineConfig(steps=args.refine) if args.refine > 0 else None)
     print(args.report / "report.md")
     for output in ("model", "baseline"):
@@ -75,6 +76,7 @@ def add_eval_parsers(sub, add_model_args) -> None:
     p.add_argument("--lpips", nargs="+", choices=["alex", "vgg"], default=["alex", "vgg"])
     p.add_argument("--no-aed", action="store_true", help="skip identity embeddings (dlib)")
     p.add_argument("--no-videos", action="store_true", help="skip the side-by-side MP4s")
+    add_keyframe_quality_argument(p)
     RefreshPolicy.add_arguments(p)
     add_refine_argument(p)
     p.add_argument("--freeview", type=Path, metavar="IMAGE",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bitstream import PacketType, RefreshPolicy, decode_stream, scan_packets
+from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..media import to_frames
 from ..pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
 from ..serving.codec import MotionSearch, encode_video, stream_header, to_batch
@@ -57,16 +58,18 @@ def render_stream(networks: Networks, motion: MotionBatch, sources: dict[int, np
 
 
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
-                 batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None) -> CodecRun:
+                 batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
+                 keyframe_quality: int = DEFAULT_QUALITY) -> CodecRun:
     """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode`
     (`serving.codec.encode_video`) → bitstream → receiver; source = frame 0, and with `refresh` later
     frames too, whenever the policy sends one as a new keyframe. `search`: the sender's motion search
-    (`facecodec.refine.motion_search`)."""
+    (`facecodec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality."""
     t, h, w, _ = frames.shape
     if h != w:
         raise ValueError(f"expected square frames, got {h}×{w}")
     header = stream_header(preset, num_kp, h, fps)
-    chunks, _ = encode_video(networks, frames, header, refresh=refresh, search=search)
+    chunks, _ = encode_video(networks, frames, header, refresh=refresh, search=search,
+                             keyframe_quality=keyframe_quality)
     data = header.to_bytes() + b"".join(chunks)
     stream = decode_stream(data)
     if len(stream.frames) != t or stream.frames[0].keyframe is None:

@@ -168,7 +168,8 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         "",
         f"- model: preset `{info['preset']}`, weights: {info['weights']}",
         f"- clips: {len(results)} ({info['clips_from']}), at most {info['max_frames'] or 'all'} frames each, 256²",
-        "- source: each clip's first frame, sent as a WebP keyframe; every frame then decoded from the motion "
+        f"- source: each clip's first frame, sent as a WebP keyframe (quality {info['keyframe_quality']}); "
+        "every frame then decoded from the motion "
         "packets by the in-process pipeline (eager PyTorch). kbit/s is the real stream: keyframe + packets "
         "over the clip's duration (short clips make the one-off keyframe dominate); motion kbit/s: packets alone.",
         *_refresh_lines(results, info.get("refresh")),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bitstream import RefreshPolicy
+from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..media import probe_fps, read_still, read_video, write_video
 from ..pipeline import Networks
 from ..refine import RefineConfig, motion_search
@@ -48,13 +49,13 @@ def validation_clips(manifest: Path) -> list[Path]:
 
 def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
                   video_dir: Path | None, refresh: RefreshPolicy | None = None,
-                  refine: RefineConfig | None = None) -> ClipResult:
+                  refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY) -> ClipResult:
     """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
     original = read_video(path, max_frames=max_frames)
     fps = probe_fps(path)
     search = None if refine is None else motion_search(model.networks, refine)
     run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps, refresh=refresh,
-                       search=search)
+                       search=search, keyframe_quality=keyframe_quality)
     faces = evaluator.analyse(original)
     outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
                "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame
@@ -156,12 +157,13 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
              lpips_nets: tuple[str, ...] = ("alex", "vgg"), identity: bool = True, videos: bool = True,
              freeview_image: Path | None = None, transfer: tuple[Path, Path] | None = None,
              evaluator: Evaluator | None = None, refresh: RefreshPolicy | None = None,
-             refine: RefineConfig | None = None) -> dict:
+             refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY) -> dict:
     """Evaluate `clips` and write the report folder `out`; returns the metrics.json document.
 
     `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
     `identity` are ignored). `refresh`: the sender may refresh the source keyframe (`RefreshPolicy`);
     the baseline still repeats the first frame. `refine`: the sender's motion search (`facecodec.refine`).
+    `keyframe_quality`: WebP quality of the source picture, for the codec and the baseline alike.
     """
     if not clips:
         raise ValueError("no clips to evaluate")
@@ -171,9 +173,10 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
     evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
     try:
         results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh, refine=refine,
-                                 video_dir=out / "videos" if videos else None) for p in clips]
+                                 keyframe_quality=keyframe_quality, video_dir=out / "videos" if videos else None)
+                   for p in clips]
         info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames,
-                "refresh": None if refresh is None else _describe(refresh),
+                "keyframe_quality": keyframe_quality, "refresh": None if refresh is None else _describe(refresh),
                 "refine": None if refine is None else _describe_refine(refine)}
         doc = metrics_document(results, info)
         names = evaluator.metric_names

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..bitstream import (DecodedFrame, Encoder, Motion, RefreshPolicy, StreamHeader, decode_keyframe, read_stream,
                          split_batch, write_stream)
+from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..media import probe_fps, read_video, to_frames, write_video
 from ..pipeline import MotionBatch, Networks, OrtNetworks, ViewEdit, encode_frames, images_to_batch
 from ..presets import get_preset
@@ -54,15 +55,16 @@ def stream_header(preset: str, num_kp: int, size: int, fps: float, **options) ->
 
 def encode_video(
     networks: Networks, frames: np.ndarray, header: StreamHeader, *, target_kbps: float | None = None,
-    refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
+    refresh: RefreshPolicy | None = None, search: MotionSearch | None = None, keyframe_quality: int = DEFAULT_QUALITY,
 ) -> tuple[list[bytes], Encoder]:
     """Sender: (T, S, S, 3) uint8 frames → the packets of each frame (frame 0 is the keyframe; with
     `refresh`, later frames too when the head has gone far from the current source). `search`
     (`MotionSearch`, e.g. `facecodec.refine.motion_search`): a sender-side motion search; it gets the
-    keyframe exactly as the receiver will decode it."""
+    keyframe exactly as the receiver will decode it. `keyframe_quality`: the source picture's WebP
+    quality, 1…100 (a one-off cost: 90 ≈ 6–8 kB at 256², 100 about twice that)."""
     if search is not None and refresh is not None:
         raise ValueError("the motion search works against the first keyframe: it does not combine with refresh")
-    encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
+    encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh, keyframe_quality=keyframe_quality)
     keyframe = encoder.request_keyframe(frames[0])
     motion = encode_frames(networks, images_to_batch(frames))
     if search is not None:
@@ -140,12 +142,14 @@ def encode_file(
     target_kbps: float | None = None,
     refresh: RefreshPolicy | None = None,
     search: MotionSearch | None = None,
+    keyframe_quality: int = DEFAULT_QUALITY,
 ) -> Encoder:
     """Video file → stream file; returns the encoder (its `stats` hold the bit rate)."""
     cfg = get_preset(preset)
     frames = read_video(video, size=cfg.image_size, max_frames=max_frames)
     header = stream_header(preset, cfg.num_kp, cfg.image_size, probe_fps(video))
-    chunks, encoder = encode_video(networks, frames, header, target_kbps=target_kbps, refresh=refresh, search=search)
+    chunks, encoder = encode_video(networks, frames, header, target_kbps=target_kbps, refresh=refresh, search=search,
+                                   keyframe_quality=keyframe_quality)
     write_stream(out, header, chunks)
     return encoder
 

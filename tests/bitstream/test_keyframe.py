@@ -36,3 +36,25 @@ def test_unusable_bodies_are_invalid_field_errors(smooth_image):
         decode_keyframe(b"\x09" + body[1:], 256, 256)
     with pytest.raises(ValueError, match="uint8"):
         encode_keyframe(smooth_image.astype(np.float32))
+
+
+@pytest.mark.parametrize("quality", [0, 101, 2.5, True, "90"])
+def test_quality_outside_1_to_100_is_refused_before_the_call_starts(smooth_image, header, quality):
+    from facecodec.bitstream import Encoder
+
+    with pytest.raises(ValueError, match="quality must be an integer in 1…100"):
+        encode_keyframe(smooth_image, quality=quality)
+    with pytest.raises(ValueError, match="quality must be an integer in 1…100"):
+        Encoder(header, keyframe_quality=quality)
+
+
+def test_encoder_sends_the_keyframe_at_its_quality(header):
+    from facecodec.bitstream import Encoder
+
+    rng = np.random.default_rng(0)  # texture, so that the quality shows in the bytes
+    image = rng.integers(0, 256, (header.height, header.width, 3), dtype=np.uint8)
+    sizes = {q: len(Encoder(header, keyframe_quality=q).request_keyframe(image)) for q in (50, 100)}
+    assert sizes[100] > 1.5 * sizes[50]
+    best = decode_keyframe(Encoder(header, keyframe_quality=100).request_keyframe(image), header.height, header.width)
+    default = decode_keyframe(Encoder(header).request_keyframe(image), header.height, header.width)
+    assert _psnr(best, image) > _psnr(default, image)

@@ -82,10 +82,21 @@ def test_eval_writes_report_with_baseline(tmp_path, model, evaluator):
 
     report = (out / "report.md").read_text()
     assert "repeat source (baseline)" in report and "| talking_00086_4s | 10 | codec |" in report
+    assert doc["keyframe_quality"] == 90 and "WebP keyframe (quality 90)" in report
     jitter_row = f"| talking_00086_4s | {st['jitter_camera']:.2f} | {st['jitter_codec']:.2f} |"
     assert "## Temporal stability" in report and jitter_row in report
     for name in ("figures/curves.png", "figures/bars.png", "videos/talking_00086_4s.mp4"):
         assert (out / name).stat().st_size > 1000, name
+
+
+def test_self_reenact_sends_the_keyframe_at_the_quality_asked(model, sample_frames):
+    from facecodec.eval.codec import self_reenact
+
+    runs = {q: self_reenact(model.networks, sample_frames[:2], preset=model.preset, num_kp=model.num_kp,
+                            keyframe_quality=q) for q in (60, 100)}
+    assert runs[100].keyframe_bytes > 1.5 * runs[60].keyframe_bytes
+    error = {q: np.abs(r.keyframe.astype(int) - sample_frames[0]).mean() for q, r in runs.items()}
+    assert error[100] < error[60]
 
 
 def test_freeview_and_transfer(model, evaluator, sample_frames, tmp_path):

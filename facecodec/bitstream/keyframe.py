@@ -50,8 +50,8 @@ def _quality_argument(text: str) -> int:
 
     try:
         return check_quality(int(text))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err) if "1…100" in str(err) else f"not an integer: {text!r}") from None
+    except ValueError:  # not a number, or out of range: one message for both
+        raise argparse.ArgumentTypeError(f"keyframe quality must be an integer in 1…100, got {text!r}") from None
 
 
 def encode_keyframe(image: np.ndarray, *, quality: int = DEFAULT_QUALITY, codec: ImageCodec | None = None) -> bytes:

@@ -58,3 +58,14 @@ def test_encoder_sends_the_keyframe_at_its_quality(header):
     best = decode_keyframe(Encoder(header, keyframe_quality=100).request_keyframe(image), header.height, header.width)
     default = decode_keyframe(Encoder(header).request_keyframe(image), header.height, header.width)
     assert _psnr(best, image) > _psnr(default, image)
+
+
+@pytest.mark.parametrize("text", ["0", "101", "abc"])
+def test_cli_refuses_a_bad_keyframe_quality(capsys, text):
+    from facecodec.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["encode", "in.mp4", "-o", "out.fcs", "--keyframe-quality", text])
+    assert f"keyframe quality must be an integer in 1…100, got '{text}'" in capsys.readouterr().err
+    args = build_parser().parse_args(["eval", "--videos", ".", "--report", "r", "--keyframe-quality", "100"])
+    assert args.keyframe_quality == 100

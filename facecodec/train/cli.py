@@ -33,6 +33,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--decoder-loss", type=float, metavar="WEIGHT",
                    help="weight of the loss on the decoder's own image before the blend (LossWeights.decoder; "
                    "default 0 = off)")
+    p.add_argument("--dense-flow", type=float, metavar="WEIGHT",
+                   help="weight of the loss that asks the flow to follow DIS optical flow on the driving face "
+                   "(LossWeights.dense_flow, facecodec.train.dense_flow; default 0 = off)")
     p.add_argument("--max-minutes", type=float, help="stop (checkpoint, export) after this much wall time")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded-frame cache (uint8 .npy)")
     p.add_argument("--threads", type=int, default=1,
@@ -62,6 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise SystemExit(f"--decoder-loss: preset {args.preset!r} blends no source image in, so its decoder's "
                              "image is the output, already under the perceptual and L1 losses; leave it out")
         cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, decoder=args.decoder_loss))
+    if args.dense_flow is not None:
+        cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, dense_flow=args.dense_flow))
     if args.pose_balance is not None:
         cfg = dataclasses.replace(cfg, pose_balance=args.pose_balance)
     if args.sources_per_batch is not None:

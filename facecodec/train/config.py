@@ -29,6 +29,7 @@ class LossWeights:
     freeview_flow: float = 10.0  # free-view edits: flow at 3-D-turned landmarks → source landmarks
     face_crop: float = 0.0  # perceptual + L1 on the face box at ≈ full resolution (`losses.face_crop_loss`)
     decoder: float = 0.0  # the decoder's own image before the blend: L1 + perceptual (`losses.decoder_loss`)
+    dense_flow: float = 0.0  # flow vs DIS optical flow on the driving face (`dense_flow.dense_flow_loss`)
     expression: float = 1.0  # L1 on δ: expression is a small residual of the rigid motion
 
 

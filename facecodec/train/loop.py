@@ -35,6 +35,7 @@ from .forward import (
     random_views,
     run_model,
 )
+from .dense_flow import dense_flow_targets
 from .losses import TrainingLoss
 from .perceptual import StLpips
 from .face_labels import compute_face_labels
@@ -128,7 +129,7 @@ def prepare_run(cfg: TrainConfig, paths: RunPaths):
 def _face_labels(paths: list[Path], cfg: TrainConfig):
     """(poses, landmarks), each None when its losses are off or mediapipe is missing."""
     w = cfg.losses
-    if w.head_pose == w.head_pose_bins == w.landmark_flow == w.freeview_flow == 0:
+    if w.head_pose == w.head_pose_bins == w.landmark_flow == w.freeview_flow == w.dense_flow == 0:
         return None, None
     try:
         poses, landmarks = compute_face_labels(paths)
@@ -136,7 +137,7 @@ def _face_labels(paths: list[Path], cfg: TrainConfig):
         log.warning("no face pseudo-labels (%s); the head-pose and landmark losses are off", err)
         return None, None
     wants_poses = w.head_pose or w.head_pose_bins or w.freeview_flow
-    wants_landmarks = w.landmark_flow or w.freeview_flow
+    wants_landmarks = w.landmark_flow or w.freeview_flow or w.dense_flow
     return (poses if wants_poses else None), (landmarks if wants_landmarks else None)
 
 
@@ -153,12 +154,16 @@ def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: T
     pose_frames = None
     if cfg.pose_frames_per_step and batch.pose_labels is not None:
         pose_frames = sample_pose_frames(sampler, cfg.pose_frames_per_step)
-    return optimise_on(state, loss_fn, batch, theta, cfg.grad_clip, views, pose_frames)
+    flow_targets = None
+    if cfg.losses.dense_flow and batch.landmarks is not None:
+        flow_targets = dense_flow_targets(batch.sources, batch.drivings, batch.landmarks)
+    return optimise_on(state, loss_fn, batch, theta, cfg.grad_clip, views, pose_frames, flow_targets)
 
 
 def optimise_on(state: State, loss_fn: TrainingLoss, batch: PairBatch, theta: torch.Tensor,
                 grad_clip: float, view_angles: torch.Tensor | None = None,
-                pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+                pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None,
+                flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """Forward, all losses, backward, clipped Adam step on one given batch; → logged loss terms."""
     dev = state.device
     sources, drivings, theta = batch.sources.to(dev), batch.drivings.to(dev), theta.to(dev)
@@ -166,7 +171,9 @@ def optimise_on(state: State, loss_fn: TrainingLoss, batch: PairBatch, theta: to
     landmarks = batch.landmarks.to(dev) if batch.landmarks is not None else None
     views = view_angles.to(dev) if view_angles is not None else None
     out = run_model(state.model, sources, drivings, apply_affine_image(drivings.flatten(0, 1), theta), views)
-    terms = loss_fn.terms(out, sources, drivings, theta, labels, landmarks, views)
+    if flow_targets is not None:
+        flow_targets = tuple(x.to(dev) for x in flow_targets)
+    terms = loss_fn.terms(out, sources, drivings, theta, labels, landmarks, views, flow_targets)
     if pose_frames is not None:
         images, frame_labels = (x.to(dev) for x in pose_frames)
         logits = torch.stack(state.model.head_pose(images)[:3], dim=1)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from ..kinematics import bins_to_degrees, rotation_matrix
 
 from .config import LossWeights
+from .dense_flow import dense_flow_loss
 from ..models.generator import depth_averaged_flow, warp_image
 from .forward import ForwardOut, apply_affine_points
 from .perceptual import PerceptualLoss
@@ -160,8 +161,10 @@ class TrainingLoss(torch.nn.Module):
     def terms(self, out: ForwardOut, sources: torch.Tensor, drivings: torch.Tensor,
               theta: torch.Tensor | None, pose_labels: torch.Tensor | None,
               landmarks: torch.Tensor | None = None,
-              view_angles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Every loss term that applies to this batch, unweighted."""
+              view_angles: torch.Tensor | None = None,
+              flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Every loss term that applies to this batch, unweighted. `flow_targets`: (target, weight) of
+        `dense_flow.dense_flow_targets` for the dense-flow term."""
         w, n = self.w, drivings.shape[1]
         target = drivings.flatten(0, 1)
         small = F.interpolate(target, size=64, mode="bilinear", antialias=True)
@@ -174,6 +177,8 @@ class TrainingLoss(torch.nn.Module):
         }
         if w.decoder and out.decoded is not None:
             terms["decoder"] = decoder_loss(self.perceptual, out.decoded, target)
+        if flow_targets is not None:
+            terms["dense_flow"] = dense_flow_loss(out.deformation, *flow_targets)
         if theta is not None and out.kp_transformed is not None:
             terms["equivariance"] = equivariance_loss(out.kp_driving, out.kp_transformed, theta)
         if pose_labels is not None:

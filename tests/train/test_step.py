@@ -19,6 +19,7 @@ from facecodec.train.forward import (
     run_model,
 )
 from facecodec.train.data import normalise_landmarks
+from facecodec.train.dense_flow import dense_flow_targets
 from facecodec.train.losses import (
     TrainingLoss,
     crop,
@@ -190,6 +191,11 @@ def test_a_step_with_free_view_edits_and_pose_frames_has_every_term(tiny_config)
     with_decoder = dataclasses.replace(CFG.losses, decoder=1.0)
     terms = optimise_on(state, TrainingLoss(with_decoder), batch, theta, CFG.grad_clip, views, pose_frames)
     assert np.isfinite(terms["decoder"]) and terms["decoder"] > 0
+    assert "dense_flow" not in terms  # off by default
+    with_flow = dataclasses.replace(CFG.losses, dense_flow=1.0)
+    targets = dense_flow_targets(batch.sources, batch.drivings, batch.landmarks)
+    terms = optimise_on(state, TrainingLoss(with_flow), batch, theta, CFG.grad_clip, views, pose_frames, targets)
+    assert np.isfinite(terms["dense_flow"]) and terms["dense_flow"] > 0
 
 
 def test_generator_parts_blend_the_decoder_with_the_warped_source():

@@ -1,0 +1,69 @@
+"""Dense optical flow as a motion target: for each driving pixel on the face, where the source shows it.
+
+Why: identity (AED) follows the face's motion to about a pixel, and the landmark terms do not
+ask for that: a thin-plate spline through the driving frame's MediaPipe landmarks puts them within
+1 px and still loses identity, while the keyframe warped by the flow OpenCV's DIS measures between
+the frames, inside the face only, beats repeating the source (`docs/benchmarks.md`, "Where the
+identity gap sits"). DIS runs on the CPU beside the sampler: ≈ 25 ms per 256² pair on the 2-core VM while
+training runs, ≈ 8 % of a CPU step of 8 pairs (on a GPU, 32 pairs of it would outlast the step).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ..models.generator import depth_averaged_flow
+
+
+def _grey(image: torch.Tensor) -> np.ndarray:
+    """(3, S, S) in [0, 1] → (S, S) uint8."""
+    rgb = (image.detach().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """landmarks (L, ≥ 2) normalised to [-1, 1] (NaN: no face) → (size, size) float32, 1 inside their
+    convex hull (the face from brow to chin), 0 elsewhere and everywhere without a face."""
+    mask = np.zeros((size, size), np.uint8)
+    xy = landmarks[:, :2]
+    if np.isfinite(xy).all():
+        pixels = np.round((xy + 1) * (size - 1) / 2).astype(np.int32)
+        cv2.fillConvexPoly(mask, cv2.convexHull(pixels), 1)
+    return mask.astype(np.float32)
+
+
+def dense_flow_targets(sources: torch.Tensor, drivings: torch.Tensor,
+                       landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """sources (B, 3, S, S) and drivings (B, N, 3, S, S) in [0, 1]; landmarks (B, 1 + N, L, ≥ 2)
+    normalised (`data.normalise_landmarks`, source first) →
+
+    target (B·N, 2, S, S): for each driving pixel, the source position (x, y) it shows, in the flow's
+    units ([-1, 1], align_corners=True: ±1 are the outer pixel centres), by DIS optical flow;
+    weight (B·N, 1, S, S): the driving frame's face (landmark hull), 0 without a face.
+    """
+    b, n, _, s, _ = drivings.shape
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    targets, weights = [], []
+    for i in range(b):
+        source = _grey(sources[i])
+        for j in range(n):
+            flow = dis.calc(_grey(drivings[i, j]), source, None)  # driving pixel + flow = its source pixel
+            targets.append(np.stack([xs + flow[..., 0], ys + flow[..., 1]]) * (2 / (s - 1)) - 1)
+            weights.append(face_mask(landmarks[i, 1 + j].cpu().numpy(), s)[None])
+    device = drivings.device
+    return torch.from_numpy(np.stack(targets)).to(device), torch.from_numpy(np.stack(weights)).to(device)
+
+
+def dense_flow_loss(deformation: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean L1 (|Δx| + |Δy|, normalised units: 1 px at 256² = 0.0078) between the depth-averaged
+    flow of `deformation` (B, D, h, w, 3), brought to the target's size as the source skip brings it
+    (bilinear, align_corners=True), and `target` (B, 2, S, S) under `weight` (B, 1, S, S)."""
+    flow = torch.nn.functional.interpolate(depth_averaged_flow(deformation), size=target.shape[-2:],
+                                           mode="bilinear", align_corners=True)
+    total = weight.sum()
+    if total <= 0:
+        return flow.new_zeros(())
+    return ((flow - target).abs().sum(1, keepdim=True) * weight).sum() / total

@@ -4,8 +4,8 @@ Why: identity (AED) follows the face's motion to about a pixel, and the landmark
 ask for that: a thin-plate spline through the driving frame's MediaPipe landmarks puts them within
 1 px and still loses identity, while the keyframe warped by the flow OpenCV's DIS measures between
 the frames, inside the face only, beats repeating the source (`docs/benchmarks.md`, "Where the
-identity gap sits"). DIS runs on the CPU beside the sampler: ≈ 25 ms per 256² pair on the 2-core VM while
-training runs, ≈ 8 % of a CPU step of 8 pairs (on a GPU, 32 pairs of it would outlast the step).
+identity gap sits"). DIS runs on the CPU beside the sampler: ≈ 5 ms per 256² pair on the idle 2-core VM,
+≈ 25 ms while training shares its cores (≈ 8 % of a CPU step of 8 pairs); 32 pairs ≈ 0.15 s, about a GPU step.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from facecodec.eval.compare import Evaluator
 from facecodec.eval.metrics import nanmean
 from facecodec.eval.run import validation_clips
 from facecodec.media import read_video
+from facecodec.train.dense_flow import measure_flow
 
 SHOWN = ("psnr", "lpips_alex", "akd", "aed", "pose_err")
 
@@ -30,9 +31,7 @@ SHOWN = ("psnr", "lpips_alex", "akd", "aed", "pose_err")
 def dense_flows(frames: np.ndarray, keyframe: np.ndarray) -> np.ndarray:
     """DIS optical flow from each of `frames` (T, S, S, 3) uint8 to `keyframe` (S, S, 3): for each
     output pixel, where it is in the keyframe → (T, S, S, 2) px."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    key_grey = cv2.cvtColor(keyframe, cv2.COLOR_RGB2GRAY)
-    return np.stack([dis.calc(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), key_grey, None) for f in frames])
+    return np.stack([measure_flow(f, keyframe) for f in frames])
 
 
 def warp_by(keyframe: np.ndarray, flows: np.ndarray, flow_size: int | None = None) -> np.ndarray:

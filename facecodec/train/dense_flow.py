@@ -17,10 +17,16 @@ import torch
 from ..models.generator import depth_averaged_flow
 
 
-def _grey(image: torch.Tensor) -> np.ndarray:
-    """(3, S, S) in [0, 1] → (S, S) uint8."""
-    rgb = (image.detach().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+def measure_flow(driving: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """DIS optical flow (OpenCV, medium preset) between two (S, S, 3) uint8 RGB frames → (S, S, 2) px:
+    driving pixel (x, y) + flow = the source pixel it shows."""
+    grey = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey(driving), grey(source), None)
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, S, S) in [0, 1] → (S, S, 3) uint8."""
+    return (image.detach().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 
 def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -44,13 +50,12 @@ def dense_flow_targets(sources: torch.Tensor, drivings: torch.Tensor,
     weight (B·N, 1, S, S): the driving frame's face (landmark hull), 0 without a face.
     """
     b, n, _, s, _ = drivings.shape
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
     targets, weights = [], []
     for i in range(b):
-        source = _grey(sources[i])
+        source = _uint8(sources[i])
         for j in range(n):
-            flow = dis.calc(_grey(drivings[i, j]), source, None)  # driving pixel + flow = its source pixel
+            flow = measure_flow(_uint8(drivings[i, j]), source)
             targets.append(np.stack([xs + flow[..., 0], ys + flow[..., 1]]) * (2 / (s - 1)) - 1)
             weights.append(face_mask(landmarks[i, 1 + j].cpu().numpy(), s)[None])
     device = drivings.device

@@ -5,10 +5,15 @@ ask for that: a thin-plate spline through the driving frame's MediaPipe landmark
 1 px and still loses identity, while the keyframe warped by the flow OpenCV's DIS measures between
 the frames, inside the face only, beats repeating the source (`docs/benchmarks.md`, "Where the
 identity gap sits"). DIS runs on the CPU beside the sampler: ≈ 5 ms per 256² pair on the idle 2-core VM,
-≈ 25 ms while training shares its cores (≈ 8 % of a CPU step of 8 pairs); 32 pairs ≈ 0.15 s, about a GPU step.
+≈ 25 ms while training shares its cores (≈ 8 % of a CPU step of 8 pairs); 32 pairs ≈ 0.15 s on one core, about
+a GPU step, so a thread pool measures the pairs side by side.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -40,6 +45,11 @@ def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     return mask.astype(np.float32)
 
 
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="dis")
+
+
 def dense_flow_targets(sources: torch.Tensor, drivings: torch.Tensor,
                        landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """sources (B, 3, S, S) and drivings (B, N, 3, S, S) in [0, 1]; landmarks (B, 1 + N, L, ≥ 2)
@@ -51,13 +61,12 @@ def dense_flow_targets(sources: torch.Tensor, drivings: torch.Tensor,
     """
     b, n, _, s, _ = drivings.shape
     ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
-    targets, weights = [], []
-    for i in range(b):
-        source = _uint8(sources[i])
-        for j in range(n):
-            flow = measure_flow(_uint8(drivings[i, j]), source)
-            targets.append(np.stack([xs + flow[..., 0], ys + flow[..., 1]]) * (2 / (s - 1)) - 1)
-            weights.append(face_mask(landmarks[i, 1 + j].cpu().numpy(), s)[None])
+    source_images = [_uint8(x) for x in sources]
+    pairs = [(_uint8(drivings[i, j]), source_images[i]) for i in range(b) for j in range(n)]
+    # OpenCV releases the GIL while it measures
+    flows = list(_pool().map(lambda pair: measure_flow(*pair), pairs))
+    targets = [np.stack([xs + f[..., 0], ys + f[..., 1]]) * (2 / (s - 1)) - 1 for f in flows]
+    weights = [face_mask(landmarks[i, 1 + j].cpu().numpy(), s)[None] for i in range(b) for j in range(n)]
     device = drivings.device
     return torch.from_numpy(np.stack(targets)).to(device), torch.from_numpy(np.stack(weights)).to(device)
 

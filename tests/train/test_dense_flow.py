@@ -36,21 +36,24 @@ def test_face_mask_fills_the_landmark_hull_and_is_empty_without_a_face():
 
 
 def test_targets_point_each_driving_pixel_back_to_the_source_pixel_it_shows():
-    source = _texture()
-    shift = 3  # the driving frame is the source moved 3 px right: its pixel x shows source pixel x − 3
-    driving = np.roll(source, shift, axis=1)
-    landmarks = torch.from_numpy(np.stack([_square(0.5), _square(0.5), np.full((4, 2), np.nan, np.float32)]))[None]
-    drivings = torch.stack([_tensor(driving), _tensor(driving)])[None]  # (B=1, N=2, 3, S, S)
-    target, weight = dense_flow_targets(_tensor(source)[None], drivings, landmarks)
-    assert target.shape == (2, 2, SIZE, SIZE) and weight.shape == (2, 1, SIZE, SIZE)
-    assert weight[1].sum() == 0  # the second driving frame has no face: it contributes nothing
-    inside = weight[0, 0] > 0
+    # two sources, two drivings each, every driving its source moved by its own (dx, dy) px: driving pixel
+    # (x, y) shows source pixel (x − dx, y − dy); distinct shifts catch pairs measured or returned out of order
+    shifts = [[(3, 0), (-2, 1)], [(0, 2), (1, -3)]]
+    sources = [_texture(seed) for seed in (0, 1)]
+    drivings = torch.stack([torch.stack([_tensor(np.roll(src, (dy, dx), axis=(0, 1))) for dx, dy in row])
+                            for src, row in zip(sources, shifts)])  # (B=2, N=2, 3, S, S)
+    face, no_face = _square(0.5), np.full((4, 2), np.nan, np.float32)
+    landmarks = torch.from_numpy(np.stack([[face, face, face], [face, face, no_face]]))  # source first
+    target, weight = dense_flow_targets(torch.stack([_tensor(x) for x in sources]), drivings, landmarks)
+    assert target.shape == (4, 2, SIZE, SIZE) and weight.shape == (4, 1, SIZE, SIZE)
+    assert weight[3].sum() == 0  # the last driving frame has no face: it contributes nothing
     lin = torch.linspace(-1, 1, SIZE)
     step = 2 / (SIZE - 1)  # one pixel in the flow's units
-    dx = (target[0, 0] - lin[None, :])[inside]
-    dy = (target[0, 1] - lin[:, None])[inside]
-    assert abs(dx.median().item() / step + shift) < 0.25, dx.median().item() / step
-    assert abs(dy.median().item() / step) < 0.25
+    for k, (dx, dy) in enumerate([shifts[0][0], shifts[0][1], shifts[1][0]]):
+        inside = weight[k, 0] > 0
+        got_x = (target[k, 0] - lin[None, :])[inside].median().item() / step
+        got_y = (target[k, 1] - lin[:, None])[inside].median().item() / step
+        assert abs(got_x + dx) < 0.25 and abs(got_y + dy) < 0.25, (k, got_x, got_y)
 
 
 def _shifted(batch: int, shift: tuple[float, float], size: int, depth: int = 2) -> torch.Tensor:

@@ -26,6 +26,7 @@ def measure_flow(driving: np.ndarray, source: np.ndarray) -> np.ndarray:
     """DIS optical flow (OpenCV, medium preset) between two (S, S, 3) uint8 RGB frames → (S, S, 2) px:
     driving pixel (x, y) + flow = the source pixel it shows."""
     grey = lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    # a fresh DIS object per pair (≈ 0.1 ms): the pool's threads must not share one
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey(driving), grey(source), None)
 
 

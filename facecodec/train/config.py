@@ -58,6 +58,7 @@ class TrainConfig:
     validate_every: int = 50
     validation_pairs: int = 32
     seed: int = 0
+    prefetch: int = 0  # steps prepared ahead on a thread (`loop.Prefetcher`); `--prefetch`, 2 on a GPU
     threads: int = 1  # see `--threads`: on a loaded 2-core machine 2 threads stall on each other
     losses: LossWeights = field(default_factory=LossWeights)
 

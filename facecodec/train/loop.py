@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import random
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -141,23 +144,83 @@ def _face_labels(paths: list[Path], cfg: TrainConfig):
     return (poses if wants_poses else None), (landmarks if wants_landmarks else None)
 
 
-def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: TrainConfig) -> dict[str, float]:
-    """Sample a batch and a random affine warp for the equivariance term, then one optimiser step."""
-    _apply_learning_rates(state.optimizer, cfg, state.step)
+@dataclass(frozen=True)
+class StepInputs:
+    """Everything a step draws at random: the batch, the equivariance warp, free-view edits, extra
+    pose frames and the dense-flow targets (all on the CPU; `optimise_on` moves them)."""
+
+    batch: PairBatch
+    theta: torch.Tensor
+    views: torch.Tensor | None = None
+    pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None
+    flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def prepare_step(sampler: PairSampler, rng: np.random.Generator, cfg: TrainConfig) -> StepInputs:
+    """Sample a batch and a random affine warp for the equivariance term (and the other random inputs)."""
     batch = sampler.sample(cfg.sources_per_batch)
-    gen = torch.Generator().manual_seed(int(state.rng.integers(2**31)))
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
     theta = random_affine(batch.drivings.shape[0] * batch.drivings.shape[1], cfg.equivariance_max_rotation,
                           cfg.equivariance_max_scale, cfg.equivariance_max_shift, generator=gen)
     views = None
     if cfg.losses.freeview_flow and batch.landmarks is not None and batch.pose_labels is not None:
-        views = random_views(len(batch.sources), state.rng, cfg.view_max_angle, cfg.view_frontalise_share)
+        views = random_views(len(batch.sources), rng, cfg.view_max_angle, cfg.view_frontalise_share)
     pose_frames = None
     if cfg.pose_frames_per_step and batch.pose_labels is not None:
         pose_frames = sample_pose_frames(sampler, cfg.pose_frames_per_step)
     flow_targets = None
     if cfg.losses.dense_flow and batch.landmarks is not None:
         flow_targets = dense_flow_targets(batch.sources, batch.drivings, batch.landmarks)
-    return optimise_on(state, loss_fn, batch, theta, cfg.grad_clip, views, pose_frames, flow_targets)
+    return StepInputs(batch, theta, views, pose_frames, flow_targets)
+
+
+class Prefetcher:
+    """Prepares the next `depth` steps' inputs on a background thread while the current step runs.
+
+    Why: on a GPU the sampler (frame decode, augmentation) and the DIS targets are CPU work the
+    device would otherwise wait for every step; both release the GIL for most of their time. The
+    thread is the only user of the sampler and the RNG, so the batches come in the order and with
+    the values they would without it; a checkpoint then saves the RNG up to `depth` batches ahead,
+    so a resumed run skips those (a different, equally random, sequence).
+    """
+
+    def __init__(self, make: Callable[[], StepInputs], depth: int):
+        self._make, self._queue, self._stop = make, queue.Queue(maxsize=depth), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._make()
+            except BaseException as err:  # handed to the consumer, raised there
+                item = err
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                return
+
+    def next(self) -> StepInputs:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: TrainConfig,
+               inputs: StepInputs | None = None) -> dict[str, float]:
+    """One optimiser step on `inputs` (prepared ahead by a `Prefetcher`) or on a batch drawn now."""
+    _apply_learning_rates(state.optimizer, cfg, state.step)
+    x = inputs or prepare_step(sampler, state.rng, cfg)
+    return optimise_on(state, loss_fn, x.batch, x.theta, cfg.grad_clip, x.views, x.pose_frames, x.flow_targets)
 
 
 def optimise_on(state: State, loss_fn: TrainingLoss, batch: PairBatch, theta: torch.Tensor,
@@ -256,22 +319,27 @@ def _loop(state, loss_fn, sampler, cfg, paths, val_data, metrics, steps, max_min
     if state.step == 0:  # where the initialisation stands (≈ the repeat-source baseline, by design)
         _validate(state, val_data, metrics, paths)
     bar = tqdm(total=steps, initial=state.step, desc="train", dynamic_ncols=True)
-    while state.step < steps and not stop.requested and time.monotonic() < deadline:
-        window.append(train_step(state, loss_fn, sampler, cfg))
-        state.wall_s = wall0 + time.monotonic() - t_start
-        bar.update(1)
-        if state.step % cfg.log_every == 0:
-            row = _log_row(window, state, paths.out / "losses.jsonl")
-            bar.set_postfix(loss=f"{row['total']:.3f}")
-            window = []
-        if state.step % cfg.sample_every == 0 or state.step == 1:
-            sample_grid(state.model, val_data.sources[:4], val_data.drivings[:4, :1],
-                        paths.out / "samples" / f"step_{state.step:07d}.png")
-        if state.step % cfg.validate_every == 0:
-            _validate(state, val_data, metrics, paths)
-        if time.monotonic() - last_ck > cfg.checkpoint_minutes * 60:
-            _checkpoint(state, paths)
-            last_ck = time.monotonic()
+    ahead = Prefetcher(lambda: prepare_step(sampler, state.rng, cfg), cfg.prefetch) if cfg.prefetch else None
+    try:
+        while state.step < steps and not stop.requested and time.monotonic() < deadline:
+            window.append(train_step(state, loss_fn, sampler, cfg, ahead.next() if ahead else None))
+            state.wall_s = wall0 + time.monotonic() - t_start
+            bar.update(1)
+            if state.step % cfg.log_every == 0:
+                row = _log_row(window, state, paths.out / "losses.jsonl")
+                bar.set_postfix(loss=f"{row['total']:.3f}")
+                window = []
+            if state.step % cfg.sample_every == 0 or state.step == 1:
+                sample_grid(state.model, val_data.sources[:4], val_data.drivings[:4, :1],
+                            paths.out / "samples" / f"step_{state.step:07d}.png")
+            if state.step % cfg.validate_every == 0:
+                _validate(state, val_data, metrics, paths)
+            if time.monotonic() - last_ck > cfg.checkpoint_minutes * 60:
+                _checkpoint(state, paths)
+                last_ck = time.monotonic()
+    finally:
+        if ahead is not None:
+            ahead.close()
     bar.close()
     _checkpoint(state, paths)
 

@@ -203,4 +203,5 @@ class TrainingLoss(torch.nn.Module):
         """(Σ weight·term, unweighted values for the log); names ending in `_frames` take the
         weight of the name without it (the same loss on the extra pose frames)."""
         total = sum(getattr(self.w, name.removesuffix("_frames")) * value for name, value in terms.items())
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()  # one device sync, not one per term
+        return total, dict(zip(terms, values))

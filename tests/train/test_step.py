@@ -271,3 +271,19 @@ def test_decoder_loss_is_refused_where_there_is_no_source_blend(tmp_path):
         main(["train", "--preset", "vox256", "--data", str(tmp_path / "faces" / "train"), "--out",
               str(tmp_path / "run"), "--decoder-loss", "1"])
     assert not (tmp_path / "run").exists()
+
+
+def test_a_negative_prefetch_is_refused_before_any_work(tmp_path):
+    from facecodec.cli import main
+
+    with pytest.raises(SystemExit, match="--prefetch: expected 0 or more"):
+        main(["train", "--data", str(tmp_path / "faces" / "train"), "--out", str(tmp_path / "run"), "--prefetch", "-1"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_weighted_sums_the_terms_and_logs_each_unweighted():
+    loss_fn = TrainingLoss(LossWeights(pixel_l1=2.0, perceptual=0.5))
+    total, logged = loss_fn.weighted({"pixel_l1": torch.tensor(0.25), "perceptual": torch.tensor(3.0),
+                                      "perceptual_frames": torch.tensor(1.0)})
+    assert float(total) == pytest.approx(2 * 0.25 + 0.5 * 3 + 0.5 * 1)
+    assert logged == {"pixel_l1": 0.25, "perceptual": 3.0, "perceptual_frames": 1.0}

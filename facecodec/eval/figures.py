@@ -56,6 +56,28 @@ def plot_curves(path: Path, results: list[ClipResult], metrics: tuple[str, ...] 
     return path
 
 
+def plot_openings(path: Path, result: ClipResult) -> Path:
+    """Mouth and eye opening over one clip's frames: the original, the codec and the repeated source."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4.4), sharex=True)
+    for ax, part in zip(axes, ("mouth", "eye")):
+        for key, label, colour in (("original", "original", "black"), ("model", LABELS["model"], COLOURS["model"]),
+                                   ("baseline", LABELS["baseline"], COLOURS["baseline"])):
+            values = result.openings.get(key, {}).get(part)
+            if values is not None:
+                ax.plot(np.broadcast_to(values, (result.frames,)), label=label, color=colour, lw=1.1)
+        scores = result.expression.get("model", {})
+        ax.set_title(f"{result.name}: {part} opening (corr {scores.get(f'{part}_corr', np.nan):.2f}, "
+                     f"amplitude {scores.get(f'{part}_amp', np.nan):.2f})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("frame")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot_bars(path: Path, results: list[ClipResult], names: list[str]) -> Path:
     """Mean of clips per metric (and kbit/s): codec vs baseline, one small panel each."""
     plt = _pyplot()

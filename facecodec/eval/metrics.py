@@ -151,6 +151,43 @@ def breathing(landmarks: np.ndarray, reference: np.ndarray) -> float:
     return float(ratio.std()) if ratio.size >= 2 else float("nan")
 
 
+# MediaPipe face-mesh indices of the expression measure ("left"/"right": the subject's)
+INNER_LIPS = (13, 14)
+EYE_CORNERS = (33, 263)  # outer corners: the inter-ocular distance
+LIDS = ((159, 145, 33, 133), (386, 374, 362, 263))  # upper lid, lower lid, eye corners; per eye
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap over the inter-ocular distance, (T, 478, 2) px → (T,) (NaN: no face)."""
+    points = np.asarray(landmarks, np.float64)
+    gap = np.linalg.norm(points[:, INNER_LIPS[0]] - points[:, INNER_LIPS[1]], axis=-1)
+    return gap / np.linalg.norm(points[:, EYE_CORNERS[0]] - points[:, EYE_CORNERS[1]], axis=-1)
+
+
+def eye_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Mean over both eyes of lid gap over eye width, (T, 478, 2) px → (T,) (NaN: no face)."""
+    points = np.asarray(landmarks, np.float64)
+    dist = lambda a, b: np.linalg.norm(points[:, a] - points[:, b], axis=-1)  # noqa: E731
+    return np.mean([dist(up, down) / dist(c0, c1) for up, down, c0, c1 in LIDS], axis=0)
+
+
+def follows(original: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:
+    """How a decoded signal (T,) follows the original's (T,) (a mouth or eye opening over a clip):
+    (Pearson correlation, amplitude ratio std(decoded) / std(original)), over frames where both are
+    finite. A decoded signal that does not move (repeating the source) scores (0, 0); NaN when
+    fewer than 3 frames are left or the original itself does not move."""
+    a, b = np.asarray(original, np.float64), np.asarray(decoded, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"expected two signals (T,) of one length, got {a.shape} and {b.shape}")
+    both = np.isfinite(a) & np.isfinite(b)
+    a, b = a[both], b[both]
+    if a.size < 3 or a.std() == 0:
+        return float("nan"), float("nan")
+    if b.std() == 0:
+        return 0.0, 0.0
+    return float(np.corrcoef(a, b)[0, 1]), float(b.std() / a.std())
+
+
 def nanmean(values: np.ndarray) -> float:
     """Mean over finite entries; NaN when there are none (no warning). inf only if all are inf."""
     values = np.asarray(values, np.float64)

@@ -23,6 +23,12 @@ STABILITY = {  # per clip, over time: name → unit
     "breathing_codec": "%, std over frames of 100·ln(face scale / the camera's) (metrics.breathing)",
     "breathing_baseline": "%, as breathing_codec, for the repeated keyframe: the camera's own size change",
 }
+EXPRESSION = {  # per clip and output: how the decoded mouth and eyes follow the real ones
+    "mouth_corr": "Pearson correlation over frames of the decoded vs the original mouth opening (metrics.follows)",
+    "mouth_amp": "std(decoded mouth opening) / std(original): 1 moves as much, 0 not at all",
+    "eye_corr": "as mouth_corr, for the eye opening (metrics.eye_opening)",
+    "eye_amp": "as mouth_amp, for the eye opening",
+}
 LABELS = {"model": "codec", "baseline": "repeat source (baseline)"}
 
 
@@ -41,6 +47,8 @@ class ClipResult:
     per_frame: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # output → metric → (T,)
     keyframes: int = 1  # sent by the codec: the first + refreshes
     stability: dict[str, float] = field(default_factory=dict)  # STABILITY keys (`metrics.jitter`, `.breathing`)
+    expression: dict[str, dict[str, float]] = field(default_factory=dict)  # output → EXPRESSION keys
+    openings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # original/model → mouth/eye → (T,)
 
     @property
     def baseline_kbps(self) -> float:
@@ -90,17 +98,23 @@ def metrics_document(results: list[ClipResult], info: dict) -> dict:
             "name": r.name, "path": r.path, "frames": r.frames, "fps": r.fps, "faces_found": r.faces,
             "kbps": r.kbps, "motion_kbps": r.motion_kbps, "keyframe_bytes": r.keyframe_bytes, "keyframes": r.keyframes,
             **{output: r.means(output) for output in OUTPUTS},
-            "stability": r.stability, "per_frame": r.per_frame,
+            "stability": r.stability, "expression": r.expression, "openings": r.openings, "per_frame": r.per_frame,
         }
         for r in results
     ]
     mean = {o: mean_over_clips(results, o) for o in OUTPUTS}
-    return {**info, "units": {**UNITS, **STABILITY}, "clips": clips, "mean": mean,
-            "mean_stability": _mean_stability(results)}
+    return {**info, "units": {**UNITS, **STABILITY, **EXPRESSION}, "clips": clips, "mean": mean,
+            "mean_stability": _mean_stability(results), "mean_expression": mean_expression(results)}
 
 
 def _mean_stability(results: list[ClipResult]) -> dict[str, float]:
     return {k: nanmean(np.array([r.stability.get(k, np.nan) for r in results])) for k in STABILITY}
+
+
+def mean_expression(results: list[ClipResult]) -> dict[str, dict[str, float]]:
+    """output → EXPRESSION key → mean over the clips that have it."""
+    return {o: {k: nanmean(np.array([r.expression.get(o, {}).get(k, np.nan) for r in results])) for k in EXPRESSION}
+            for o in OUTPUTS}
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -160,6 +174,27 @@ def _stability_lines(results: list[ClipResult]) -> list[str]:
     return lines + [""]
 
 
+def _expression_lines(results: list[ClipResult]) -> list[str]:
+    """Does the decoded face talk and blink: the mouth and eye openings' correlation and amplitude."""
+    if not any(r.expression for r in results):
+        return []
+    lines = ["## Mouth and eyes", "",
+             "Per frame, MediaPipe landmarks of the original and the decoded frame give the mouth opening (inner-lip "
+             "gap 13–14 / inter-ocular distance 33–263) and the eye opening (lid gap / eye width, both eyes; "
+             "`facecodec.eval.metrics`). Per clip: Pearson correlation of decoded vs original, and the amplitude "
+             "ratio std(decoded) / std(original). Repeating the source scores 0 and 0.", "",
+             "| clip | output | mouth corr ↑ | mouth amplitude (1 ideal) | eye corr ↑ | eye amplitude (1 ideal) |",
+             "|---|---|---|---|---|---|"]
+    means = mean_expression(results)
+    rows = [(r.name, r.expression) for r in results] + [("**mean of clips**", means)]
+    for name, expr in rows:
+        for output in OUTPUTS:
+            v = expr.get(output, {})
+            cells = [_fmt(v.get(k, math.nan), "ratio") for k in EXPRESSION]
+            lines.append(f"| {name} | {LABELS[output]} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_report(path: Path, results: list[ClipResult], info: dict, names: list[str], figures: dict[str, str],
                  extra: list[str] | None = None) -> Path:
     """report.md: setup, the per-clip table (codec and baseline side by side), figures, notes."""
@@ -187,6 +222,7 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         + ", ".join(f"{r.name} {r.faces['original']}/{r.faces['model']}/{r.faces['baseline']}" for r in results),
         "",
         *_stability_lines(results),
+        *_expression_lines(results),
     ]
     for title, rel in figures.items():
         lines += [f"## {title}", "", f"![{title}]({rel})", ""]

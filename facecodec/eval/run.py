@@ -22,7 +22,7 @@ from .codec import self_reenact, transfer_motion
 from .compare import Evaluator, FaceAnalysis
 from .freeview import evaluate_freeview, save_grid
 from .identity import SAME_PERSON_THRESHOLD
-from .metrics import breathing, identity_distance, jitter, nanmean
+from .metrics import breathing, eye_opening, follows, identity_distance, jitter, mouth_opening, nanmean
 from .report import ClipResult, metrics_document, write_json, write_report
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
     faces = evaluator.analyse(original)
     outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
                "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame
+    openings = {key: _openings(analysis) for key, analysis in
+                (("original", faces), ("model", outputs["model"][1]), ("baseline", outputs["baseline"][1]))}
     result = ClipResult(
         name=path.stem, path=str(path), fps=fps, frames=len(original), kbps=run.kbps,
         motion_kbps=run.motion_kbps, keyframe_bytes=run.keyframe_bytes,
@@ -67,6 +69,8 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
         per_frame=evaluator.compare(original, faces, outputs),
         keyframes=run.keyframes,
         stability=_stability(faces, outputs["model"][1], outputs["baseline"][1]),
+        openings=openings,
+        expression={o: _follows(openings["original"], openings[o], len(original)) for o in ("model", "baseline")},
     )
     if video_dir is not None:
         heat = figures.error_heat(original, run.frames)
@@ -77,6 +81,18 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
              path.stem, len(original), codec["psnr"], base["psnr"], run.kbps, st["jitter_codec"], st["jitter_camera"],
              st["breathing_codec"])
     return result
+
+
+def _openings(faces: FaceAnalysis) -> dict[str, np.ndarray]:
+    return {"mouth": mouth_opening(faces.landmarks), "eye": eye_opening(faces.landmarks)}
+
+
+def _follows(original: dict[str, np.ndarray], decoded: dict[str, np.ndarray], frames: int) -> dict[str, float]:
+    """`report.EXPRESSION` of one output; a one-frame output (the baseline) stands for every frame."""
+    out = {}
+    for part in ("mouth", "eye"):
+        out[f"{part}_corr"], out[f"{part}_amp"] = follows(original[part], np.broadcast_to(decoded[part], (frames,)))
+    return out
 
 
 def _stability(camera: FaceAnalysis, codec: FaceAnalysis, baseline: FaceAnalysis) -> dict[str, float]:
@@ -180,8 +196,10 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
                 "refine": None if refine is None else _describe_refine(refine)}
         doc = metrics_document(results, info)
         names = evaluator.metric_names
-        figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png"}
+        figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png",
+                f"Mouth and eye opening over time ({results[0].name})": "figures/openings.png"}
         figures.plot_curves(out / figs["Per-frame curves"], results)
+        figures.plot_openings(out / "figures" / "openings.png", results[0])
         figures.plot_bars(out / figs["Means: codec vs baseline"], results, names)
         extra: list[str] = []
         if freeview_image is not None:

@@ -79,13 +79,18 @@ def test_eval_writes_report_with_baseline(tmp_path, model, evaluator):
                                                       "breathing_baseline"}
     assert st["jitter_camera"] > 0.3 and 0 <= st["jitter_codec"] < st["jitter_camera"]
     assert st["breathing_baseline"] > 0 and doc["mean_stability"] == st
+    # the mouth and eye measure: the repeated source does not move (0, 0); the curves are kept
+    assert clip["expression"]["baseline"] == {"mouth_corr": 0, "mouth_amp": 0, "eye_corr": 0, "eye_amp": 0}
+    assert set(clip["expression"]["model"]) == set(doc["mean_expression"]["model"])
+    assert len(clip["openings"]["original"]["mouth"]) == 10 and len(clip["openings"]["model"]["eye"]) == 10
 
     report = (out / "report.md").read_text()
     assert "repeat source (baseline)" in report and "| talking_00086_4s | 10 | codec |" in report
     assert doc["keyframe_quality"] == 90 and "WebP keyframe (quality 90)" in report
     jitter_row = f"| talking_00086_4s | {st['jitter_camera']:.2f} | {st['jitter_codec']:.2f} |"
     assert "## Temporal stability" in report and jitter_row in report
-    for name in ("figures/curves.png", "figures/bars.png", "videos/talking_00086_4s.mp4"):
+    assert "## Mouth and eyes" in report
+    for name in ("figures/curves.png", "figures/bars.png", "figures/openings.png", "videos/talking_00086_4s.mp4"):
         assert (out / name).stat().st_size > 1000, name
 
 

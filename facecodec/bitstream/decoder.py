@@ -23,7 +23,8 @@ import numpy as np
 from .errors import BitstreamError, DropReason, FramingError, InvalidFieldError
 from .framecoder import FrameCoder
 from .header import StreamHeader
-from .keyframe import decode_keyframe
+from ..expression import SourceFace
+from .keyframe import decode_face, decode_keyframe
 from .motion import Motion, vector_length
 from .packet import SEQ_MODULUS, TIMESTAMP_MODULUS, Flags, Packet, PacketType, scan_packets
 from .quant import QSCALE_MAX
@@ -37,13 +38,15 @@ DEFAULT_DAMPING = 0.5  # velocity kept per concealed frame (0: hold the last fra
 @dataclasses.dataclass(frozen=True, eq=False)
 class DecodedFrame:
     """One output frame. `seq` is the unwrapped frame number; `keyframe` a new (H, W, 3)
-    uint8 source image that applies from this frame on, else None."""
+    uint8 source image that applies from this frame on, else None; `face` that keyframe's
+    source face (streams with the expression channel, when the sender found one)."""
 
     seq: int
     timestamp_ms: int
     motion: Motion
     concealed: bool
     keyframe: np.ndarray | None = None
+    face: SourceFace | None = None
 
 
 def unwrap_seq(wire: int, reference: int) -> int:
@@ -53,10 +56,10 @@ def unwrap_seq(wire: int, reference: int) -> int:
 
 
 def conceal(previous: np.ndarray | None, last: np.ndarray | None, num_kp: int,
-            damping: float = DEFAULT_DAMPING) -> np.ndarray:
+            damping: float = DEFAULT_DAMPING, num_face: int = 0) -> np.ndarray:
     """Guess for the frame after `last`: last + damping · (last − previous); neutral if unknown."""
     if last is None:
-        return np.zeros(vector_length(num_kp))
+        return np.zeros(vector_length(num_kp, num_face))
     return last if previous is None else last + damping * (last - previous)
 
 
@@ -76,14 +79,14 @@ class Decoder:
         self.damping = damping
         self.drops: collections.Counter[DropReason] = collections.Counter()
         self.stats = StreamStats(float(header.fps))
-        self._coder = FrameCoder(header.num_kp, header.steps)
+        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face)
         self._state = self._coder.initial_state()
         self._synced = False
         self._next = first_seq  # frame number of the next frame to emit
         self._buffer: dict[int, Packet] = {}  # waiting MOTION packets by frame number
         # keyframes not yet emitted, by frame number: several can wait at once (a file read whole,
         # refreshes within the reorder window); each is handed out with its own frame
-        self._keyframes: dict[int, np.ndarray] = {}
+        self._keyframes: dict[int, tuple[np.ndarray, SourceFace | None]] = {}
         self._keyframe_seq: int | None = None  # frame number of the newest accepted keyframe
         self._history: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # last two outputs
         self._last_timestamp: tuple[int, int] | None = None  # (frame number, timestamp_ms)
@@ -128,11 +131,14 @@ class Decoder:
             self._drop(DropReason.STALE, f"KEYFRAME seq {packet.seq}: not newer than frame {self._keyframe_seq}")
             return
         try:
-            image = decode_keyframe(packet.body, self.header.height, self.header.width)
+            face, body = None, packet.body
+            if self.header.num_face:
+                face, body = decode_face(body, self.header.height, self.header.width)
+            image = decode_keyframe(body, self.header.height, self.header.width)
         except InvalidFieldError as exc:
             self._drop(DropReason.INVALID, f"KEYFRAME seq {packet.seq}: {exc}")
             return
-        self._keyframes[seq], self._keyframe_seq = image, seq
+        self._keyframes[seq], self._keyframe_seq = (image, face), seq
 
     def _drain(self, final: bool) -> list[DecodedFrame]:
         frames = []
@@ -147,12 +153,13 @@ class Decoder:
         concealed = vector is None
         if concealed:
             self._synced = False
-            vector = conceal(*self._history, self.header.num_kp, self.damping)
+            vector = conceal(*self._history, self.header.num_kp, self.damping, self.header.num_face)
         seq, self._next = self._next, self._next + 1
         timestamp = self._timestamp(seq, None if concealed else packet)
         self._history = (self._history[1], vector)
-        motion = Motion.from_vector(vector, self.header.num_kp)
-        return DecodedFrame(seq, timestamp, motion, concealed, self._take_keyframe(seq))
+        motion = Motion.from_vector(vector, self.header.num_kp, self.header.num_face)
+        image, face = self._take_keyframe(seq)
+        return DecodedFrame(seq, timestamp, motion, concealed, image, face)
 
     def _decode(self, packet: Packet) -> np.ndarray | None:
         """Reconstruction of a MOTION packet, or None (after recording why) if undecodable."""
@@ -179,8 +186,9 @@ class Decoder:
         last_seq, last_ms = self._last_timestamp or (0, 0)
         return (last_ms + round((seq - last_seq) * self.header.frame_ms)) % TIMESTAMP_MODULUS
 
-    def _take_keyframe(self, seq: int) -> np.ndarray | None:
-        """The newest waiting keyframe for frames up to `seq` (older ones are superseded by it)."""
+    def _take_keyframe(self, seq: int) -> tuple[np.ndarray | None, SourceFace | None]:
+        """The newest waiting keyframe (image, face) for frames up to `seq` (older ones are
+        superseded by it); (None, None) when none is due."""
         due = sorted(k for k in self._keyframes if k <= seq)
-        images = [self._keyframes.pop(k) for k in due]
-        return images[-1] if images else None
+        keyframes = [self._keyframes.pop(k) for k in due]
+        return keyframes[-1] if keyframes else (None, None)

@@ -6,7 +6,8 @@ import numpy as np
 
 from .framecoder import FrameCoder
 from .header import StreamHeader
-from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_keyframe
+from ..expression import SourceFace
+from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_face, encode_keyframe
 from .motion import Motion
 from .packet import Flags, Packet, PacketType
 from .quant import QSCALE_UNITY, qscale_factor
@@ -35,7 +36,7 @@ class Encoder:
         self._qscale = qscale
         # checked here, not at the first keyframe: a bad setting fails before the call starts
         self._keyframe_options = {"quality": check_quality(keyframe_quality), "codec": keyframe_codec}
-        self._coder = FrameCoder(header.num_kp, header.steps)
+        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face)
         self._state = self._coder.initial_state()
         self._frame = 0
         self._frames_since_intra = 0
@@ -44,9 +45,10 @@ class Encoder:
         self.refresh = refresh
         self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
 
-    def request_keyframe(self, image: np.ndarray) -> bytes:
-        """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on; returns
-        the KEYFRAME body (`decode_keyframe` of it is the source the receiver will render from).
+    def request_keyframe(self, image: np.ndarray, face: SourceFace | None = None) -> bytes:
+        """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on, with its
+        face in streams with the expression channel (None: no face found); returns the image's
+        coded body (`decode_keyframe` of it is the source the receiver will render from).
 
         The KEYFRAME packet precedes that frame's MOTION packet in the bytes `encode`
         returns; it is flagged REFRESH unless it is the stream's first keyframe.
@@ -54,8 +56,11 @@ class Encoder:
         image = np.asarray(image)
         if image.shape[:2] != (self.header.height, self.header.width):
             raise ValueError(f"keyframe is {image.shape[:2]}, header says {(self.header.height, self.header.width)}")
-        self._pending_keyframe = encode_keyframe(image, **self._keyframe_options)
-        return self._pending_keyframe
+        if face is not None and not self.header.num_face:
+            raise ValueError("a source face needs a stream with the expression channel (header num_face > 0)")
+        coded = encode_keyframe(image, **self._keyframe_options)
+        self._pending_keyframe = (encode_face(face) if self.header.num_face else b"") + coded
+        return coded
 
     def request_intra(self) -> None:
         """Make the next MOTION packet intra (e.g. on a receiver's loss report)."""
@@ -65,14 +70,16 @@ class Encoder:
     def reconstruction(self) -> Motion | None:
         """The decoder's reconstruction of the last encoded frame (None before the first)."""
         state = self._state.reconstruction
-        return None if state is None else Motion.from_vector(state, self.header.num_kp)
+        return None if state is None else Motion.from_vector(state, self.header.num_kp, self.header.num_face)
 
     def encode(self, motion: Motion, timestamp_ms: int, image: np.ndarray | None = None) -> bytes:
         """Bytes of the packets for one frame: [KEYFRAME] MOTION. `timestamp_ms` ≥ 0; `image`
         ((H, W, 3) uint8, the frame itself) lets the refresh policy send it as a new source."""
         vector, timestamp_ms = motion.to_vector(), int(timestamp_ms)
-        if motion.num_kp != self.header.num_kp or not np.all(np.isfinite(vector)):
-            raise ValueError(f"motion must have K={self.header.num_kp} keypoints and finite values")
+        if (motion.num_kp, motion.num_face) != (self.header.num_kp, self.header.num_face) \
+                or not np.all(np.isfinite(vector)):
+            raise ValueError(f"motion must have K={self.header.num_kp} keypoints, P={self.header.num_face} "
+                             "expression coefficients and finite values")
         if image is not None and self._refresh_due(motion, timestamp_ms):
             self.request_keyframe(image)
         if self._pending_keyframe is not None:

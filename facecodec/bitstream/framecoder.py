@@ -19,7 +19,7 @@ from .errors import BitstreamError
 from .motion import vector_length
 from .quant import PerField, dequantise, qscale_factor, quantise
 
-INTRA_TYPICAL = PerField(angle=15.0, t=0.1, exp=0.05)  # expected |value| of an intra frame
+INTRA_TYPICAL = PerField(angle=15.0, t=0.1, exp=0.05, face=0.1)  # expected |value| of an intra frame
 ADAPT_RATE = 0.125  # weight of the newest |residual| in the running mean (≈ 8-frame memory)
 
 
@@ -27,8 +27,8 @@ ADAPT_RATE = 0.125  # weight of the newest |residual| in the running mean (≈ 8
 class CoderState:
     """Shared state after a frame: its reconstruction and the residual-magnitude context.
 
-    reconstruction: (6 + 3K,) float64, or None before the first intra frame.
-    mean_abs: (6 + 3K,) float64 running mean of |residual| in field units (degrees, ...).
+    reconstruction: (6 + 3K + P,) float64, or None before the first intra frame.
+    mean_abs: (6 + 3K + P,) float64 running mean of |residual| in field units (degrees, ...).
     """
 
     reconstruction: np.ndarray | None
@@ -36,23 +36,23 @@ class CoderState:
 
 
 class FrameCoder:
-    """Codes (6 + 3K,) motion vectors for one stream's K and base quantiser steps."""
+    """Codes (6 + 3K + P,) motion vectors for one stream's K, P and base quantiser steps."""
 
-    def __init__(self, num_kp: int, steps: PerField) -> None:
-        self.num_kp = num_kp
-        self._base_step = steps.expand(num_kp)
-        self._intra_mean = INTRA_TYPICAL.expand(num_kp)
+    def __init__(self, num_kp: int, steps: PerField, num_face: int = 0) -> None:
+        self.num_kp, self.num_face = num_kp, num_face
+        self._base_step = steps.expand(num_kp, num_face)
+        self._intra_mean = INTRA_TYPICAL.expand(num_kp, num_face)
 
     def initial_state(self) -> CoderState:
         """State of a coder that has not seen an intra frame yet."""
         return CoderState(None, self._base_step)
 
     def encode(self, state: CoderState, vector: np.ndarray, qscale: int, intra: bool) -> tuple[bytes, CoderState]:
-        """Quantise and range-code one (6 + 3K,) vector; returns (payload, state after it)."""
+        """Quantise and range-code one (6 + 3K + P,) vector; returns (payload, state after it)."""
         if state.reconstruction is None and not intra:
             raise ValueError("the first frame of a stream must be intra")
         step, prediction = self._step_and_prediction(state, qscale, intra)
-        levels = quantise(vector, prediction, step)
+        levels = quantise(vector, prediction, step, self.num_kp)
         payload = encode_levels(levels, self._classes(state, step, intra))
         return payload, self._advance(state, levels, prediction, step, intra)
 
@@ -66,7 +66,7 @@ class FrameCoder:
 
     def _step_and_prediction(self, state: CoderState, qscale: int, intra: bool) -> tuple[np.ndarray, np.ndarray]:
         step = self._base_step * qscale_factor(qscale)
-        prediction = np.zeros(vector_length(self.num_kp)) if intra else state.reconstruction
+        prediction = np.zeros(vector_length(self.num_kp, self.num_face)) if intra else state.reconstruction
         return step, prediction
 
     def _classes(self, state: CoderState, step: np.ndarray, intra: bool) -> np.ndarray:

@@ -14,9 +14,10 @@ from .errors import BadMagicError, ChecksumError, InvalidFieldError, TruncatedEr
 from .quant import DEFAULT_STEPS, PerField, check_steps
 
 MAGIC = b"FCDC"
-VERSION = 1
+VERSION = 2  # newest written; 1 (no expression channel) is still written and read when num_face is 0
 _PREFIX = struct.Struct(">4sBH")  # magic, version, body_length
 _FIXED = struct.Struct(">BHHHHHddd")  # num_kp ... step_exp
+_FACE = struct.Struct(">IBd")  # version 2: face_basis, num_face, step_face
 _CRC = struct.Struct(">I")
 MAX_PRESET_LENGTH = 32
 
@@ -33,6 +34,8 @@ class StreamHeader:
     fps_den: int = 1
     intra_interval: int = 25
     steps: PerField = DEFAULT_STEPS
+    face_basis: int = 0  # `ExpressionBasis.id` the `face` coefficients refer to (0: no expression channel)
+    num_face: int = 0  # P, expression-channel coefficients per frame
 
     def __post_init__(self) -> None:
         _check_header(self)
@@ -47,13 +50,20 @@ class StreamHeader:
         """Frame duration in milliseconds."""
         return 1000.0 * self.fps_den / self.fps_num
 
+    @property
+    def version(self) -> int:
+        """The layout `to_bytes` writes: 2 with the expression channel, else 1 (older readers read it)."""
+        return 2 if self.num_face else 1
+
     def to_bytes(self) -> bytes:
         """Serialised header, CRC included."""
         preset = self.preset.encode("ascii")
         steps = (self.steps.angle, self.steps.t, self.steps.exp)
         body = bytes([len(preset)]) + preset + _FIXED.pack(
             self.num_kp, self.height, self.width, self.fps_num, self.fps_den, self.intra_interval, *steps)
-        head = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
+        if self.version == 2:
+            body += _FACE.pack(self.face_basis, self.num_face, self.steps.face)
+        head = _PREFIX.pack(MAGIC, self.version, len(body)) + body
         return head + _CRC.pack(zlib.crc32(head))
 
     @classmethod
@@ -62,14 +72,14 @@ class StreamHeader:
         magic, version, body_length = _PREFIX.unpack(_take(data, 0, _PREFIX.size, "header prefix"))
         if magic != MAGIC:
             raise BadMagicError(f"stream magic: expected {MAGIC!r}, got {magic!r}")
-        if version != VERSION:
-            raise UnsupportedVersionError(f"stream version {version} is not supported (this decoder reads {VERSION})")
+        if version not in (1, 2):
+            raise UnsupportedVersionError(f"stream version {version} is not supported (this decoder reads 1 and 2)")
         end = _PREFIX.size + body_length
         (crc,) = _CRC.unpack(_take(data, end, _CRC.size, "header crc32"))
         body = _take(data, _PREFIX.size, body_length, "header body")
         if zlib.crc32(data[:end]) != crc:
             raise ChecksumError("header crc32 does not match its content")
-        return _parse_body(body), end + _CRC.size
+        return _parse_body(body, version), end + _CRC.size
 
 
 def _take(data: bytes, start: int, size: int, field: str) -> bytes:
@@ -78,15 +88,22 @@ def _take(data: bytes, start: int, size: int, field: str) -> bytes:
     return bytes(data[start:start + size])
 
 
-def _parse_body(body: bytes) -> StreamHeader:
+def _parse_body(body: bytes, version: int) -> StreamHeader:
     preset_length = _take(body, 0, 1, "header preset_length")[0]
     preset = _take(body, 1, preset_length, "header preset")
     fields = _FIXED.unpack(_take(body, 1 + preset_length, _FIXED.size, "header fields"))
     num_kp, height, width, fps_num, fps_den, intra_interval, *steps = fields
+    face_basis, num_face = 0, 0
+    if version == 2:
+        face_basis, num_face, step_face = _FACE.unpack(
+            _take(body, 1 + preset_length + _FIXED.size, _FACE.size, "header expression fields"))
+        steps.append(step_face)
+        if num_face == 0:
+            raise InvalidFieldError("header num_face out of range: a version-2 stream carries the expression channel")
     if not preset.isascii():
         raise InvalidFieldError(f"header preset is not ASCII: {preset!r}")
     return StreamHeader(preset.decode("ascii"), num_kp, height, width, fps_num, fps_den,
-                        intra_interval, PerField(*steps))
+                        intra_interval, PerField(*steps), face_basis, num_face)
 
 
 def _check_header(header: StreamHeader) -> None:
@@ -100,6 +117,8 @@ def _check_header(header: StreamHeader) -> None:
         "fps_num": 1 <= header.fps_num <= 65535,
         "fps_den": 1 <= header.fps_den <= 65535,
         "intra_interval": 1 <= header.intra_interval <= 65535,
+        "face_basis": 0 <= header.face_basis < 2**32 and (header.face_basis == 0) == (header.num_face == 0),
+        "num_face": 0 <= header.num_face <= 255,
     }
     for field, ok in checks.items():
         if not ok:

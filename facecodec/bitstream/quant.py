@@ -1,6 +1,6 @@
 """Scalar quantisation of motion vectors, with closed-loop temporal prediction.
 
-Each field (angles, translation, expression) has a base step; a per-packet quantiser
+Each field (angles, translation, keypoint expression, expression-channel coefficients) has a base step; a per-packet quantiser
 scale index `qscale` (0…47, signalled in every MOTION packet) multiplies all steps by
 `qscale_factor(qscale)`, from 1/8 to 7.5 in 1/8-octave-like increments (24 → 1.0).
 
@@ -33,42 +33,45 @@ def qscale_factor(qscale: int) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class PerField:
-    """One number per motion field: angles (degrees), t and exp (normalised coordinates)."""
+    """One number per motion field: angles (degrees), t and exp (normalised coordinates), face
+    (expression-channel coefficients, canonical units of `facecodec.expression`)."""
 
     angle: float
     t: float
     exp: float
+    face: float = 0.01
 
-    def expand(self, num_kp: int) -> np.ndarray:
-        """(6 + 3K,) float64 vector laid out like `Motion.to_vector`."""
-        out = np.full(vector_length(num_kp), self.exp, dtype=np.float64)
+    def expand(self, num_kp: int, num_face: int = 0) -> np.ndarray:
+        """(6 + 3K + P,) float64 vector laid out like `Motion.to_vector`."""
+        out = np.full(vector_length(num_kp, num_face), self.exp, dtype=np.float64)
         out[:3] = self.angle
         out[3:POSE_DIMS] = self.t
+        out[POSE_DIMS + 3 * num_kp:] = self.face
         return out
 
 
-DEFAULT_STEPS = PerField(angle=0.5, t=0.004, exp=0.004)
+DEFAULT_STEPS = PerField(angle=0.5, t=0.004, exp=0.004, face=0.01)
 # Values are clipped to ±LIMITS before quantisation (estimator hard range is −99…+96 degrees).
-LIMITS = PerField(angle=180.0, t=4.0, exp=4.0)
+LIMITS = PerField(angle=180.0, t=4.0, exp=4.0, face=4.0)
 
 
 def check_steps(steps: PerField) -> None:
     """Raise ValueError unless every step is finite and fine levels stay below MAX_LEVEL."""
     smallest_scale = qscale_factor(QSCALE_MIN)
-    for name in ("angle", "t", "exp"):
+    for name in ("angle", "t", "exp", "face"):
         step, limit = getattr(steps, name), getattr(LIMITS, name)
         smallest_step = 2 * limit / (smallest_scale * (MAX_LEVEL - 1))  # residuals span 2 · limit
         if not (np.isfinite(step) and step > smallest_step):
             raise ValueError(f"quantiser step for {name} must be finite and > {smallest_step:.2g}, got {step}")
 
 
-def quantise(x: np.ndarray, prediction: np.ndarray, step: np.ndarray) -> np.ndarray:
-    """Levels (int64) of `x` clipped to LIMITS, relative to `prediction`; all (6 + 3K,), `step` > 0."""
-    limit = LIMITS.expand((x.size - POSE_DIMS) // 3)
+def quantise(x: np.ndarray, prediction: np.ndarray, step: np.ndarray, num_kp: int) -> np.ndarray:
+    """Levels (int64) of `x` clipped to LIMITS, relative to `prediction`; all (6 + 3K + P,), `step` > 0."""
+    limit = LIMITS.expand(num_kp, x.size - vector_length(num_kp))
     clipped = np.clip(np.asarray(x, np.float64), -limit, limit)
     return np.rint((clipped - prediction) / step).astype(np.int64)
 
 
 def dequantise(levels: np.ndarray, prediction: np.ndarray, step: np.ndarray) -> np.ndarray:
-    """Reconstruction prediction + levels · step, float64 (6 + 3K,); the decoder's only formula."""
+    """Reconstruction prediction + levels · step, float64 (6 + 3K + P,); the decoder's only formula."""
     return prediction + levels.astype(np.float64) * step

@@ -13,9 +13,9 @@ import numpy as np
 from .motion import Motion
 from .quant import PerField
 
-AMPLITUDE = PerField(angle=10.0, t=0.02, exp=0.03)  # standard deviation of the smooth part
-SMOOTHING = PerField(angle=15.0, t=20.0, exp=6.0)  # Gaussian kernel sigma, frames
-NOISE = PerField(angle=0.25, t=0.002, exp=0.002)  # per-frame noise standard deviation
+AMPLITUDE = PerField(angle=10.0, t=0.02, exp=0.03, face=0.08)  # standard deviation of the smooth part
+SMOOTHING = PerField(angle=15.0, t=20.0, exp=6.0, face=3.0)  # Gaussian kernel sigma, frames
+NOISE = PerField(angle=0.25, t=0.002, exp=0.002, face=0.004)  # per-frame noise standard deviation
 ANGLE_RANGE = 20.0  # degrees; angles are clipped to ±ANGLE_RANGE
 
 
@@ -30,13 +30,14 @@ def _smooth_noise(rng: np.random.Generator, num_frames: int, dims: int, sigma: f
 
 def random_walk_motion(num_frames: int, num_kp: int = 15, *, seed: int = 0,
                        amplitude: PerField = AMPLITUDE, smoothing: PerField = SMOOTHING,
-                       noise: PerField = NOISE) -> list[Motion]:
-    """`num_frames` `Motion`s of K = `num_kp` keypoints; deterministic for a given seed."""
+                       noise: PerField = NOISE, num_face: int = 0) -> list[Motion]:
+    """`num_frames` `Motion`s of K = `num_kp` keypoints and P = `num_face` expression-channel
+    coefficients; deterministic for a given seed."""
     rng = np.random.default_rng(seed)
-    groups = (("angle", 3), ("t", 3), ("exp", 3 * num_kp))  # vector layout order
+    groups = (("angle", 3), ("t", 3), ("exp", 3 * num_kp), ("face", num_face))  # vector layout order
     parts = [getattr(amplitude, name) * _smooth_noise(rng, num_frames, dims, getattr(smoothing, name))
-             for name, dims in groups]
-    vectors = np.concatenate(parts, axis=1)  # (N, 6 + 3K)
+             for name, dims in groups if dims]
+    vectors = np.concatenate(parts, axis=1)  # (N, 6 + 3K + P)
     vectors[:, :3] = np.clip(vectors[:, :3], -ANGLE_RANGE, ANGLE_RANGE)
-    vectors += rng.standard_normal(vectors.shape) * noise.expand(num_kp)
-    return [Motion.from_vector(v, num_kp) for v in vectors]
+    vectors += rng.standard_normal(vectors.shape) * noise.expand(num_kp, num_face)
+    return [Motion.from_vector(v, num_kp, num_face) for v in vectors]

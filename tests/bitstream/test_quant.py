@@ -17,6 +17,14 @@ def test_qscale_factor_table_is_exact_and_monotonic():
 def test_expand_follows_the_motion_vector_layout():
     steps = PerField(angle=0.5, t=0.004, exp=0.002).expand(2)
     np.testing.assert_array_equal(steps, [0.5, 0.5, 0.5, 0.004, 0.004, 0.004] + [0.002] * 6)
+    with_face = PerField(angle=0.5, t=0.004, exp=0.002, face=0.02).expand(2, 3)
+    np.testing.assert_array_equal(with_face, [0.5, 0.5, 0.5, 0.004, 0.004, 0.004] + [0.002] * 6 + [0.02] * 3)
+
+
+def test_face_coefficients_are_clipped_to_their_own_limit():
+    step = DEFAULT_STEPS.expand(1, 2)
+    levels = quantise(np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1e9, -1e9]), np.zeros(11), step, 1)
+    np.testing.assert_array_equal(levels[-2:], [LIMITS.face / DEFAULT_STEPS.face, -LIMITS.face / DEFAULT_STEPS.face])
 
 
 def test_quantise_error_is_at_most_half_a_step_and_values_are_clipped():
@@ -24,10 +32,10 @@ def test_quantise_error_is_at_most_half_a_step_and_values_are_clipped():
     step = DEFAULT_STEPS.expand(15)
     x = rng.normal(scale=0.1, size=51) * np.where(np.arange(51) < 3, 200, 1)
     prediction = rng.normal(scale=0.05, size=51)
-    rec = dequantise(quantise(x, prediction, step), prediction, step)
+    rec = dequantise(quantise(x, prediction, step, 15), prediction, step)
     clipped = np.clip(x, -LIMITS.expand(15), LIMITS.expand(15))
     assert np.all(np.abs(rec - clipped) <= step / 2 * (1 + 1e-12))
-    assert quantise(np.full(51, 1e9), np.zeros(51), step)[0] == 360  # 180° / 0.5°
+    assert quantise(np.full(51, 1e9), np.zeros(51), step, 15)[0] == 360  # 180° / 0.5°
 
 
 def test_check_steps_rejects_unusable_steps():

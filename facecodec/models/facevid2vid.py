@@ -41,6 +41,11 @@ class ModelConfig:
     generator: GeneratorConfig
 
     @property
+    def expression_flow_size(self) -> int:
+        """E of the expression flow (E×E over the image): 4-pixel cells, as fine as f_s."""
+        return self.image_size // 4
+
+    @property
     def feature_shape(self) -> tuple[int, int, int, int]:
         """(C, D, H, W) of f_s."""
         a, side = self.appearance, self.image_size // 2**self.appearance.num_down_blocks
@@ -114,13 +119,14 @@ class AppearanceEncoder(nn.Module):
 
 
 class WarpDecoder(nn.Module):
-    """source (B, 3, S, S), f_s (B, C, D, H, W), x_s (B, K, 3), x_d (B, K, 3) → frame (B, 3, S, S)."""
+    """source (B, 3, S, S), f_s (B, C, D, H, W), x_s (B, K, 3), x_d (B, K, 3), expression flow
+    (B, 2, E, E) (`facecodec.expression`; None or zeros: the source's expression) → frame (B, 3, S, S)."""
 
     def __init__(self, motion: MotionFieldEstimator, generator: Generator):
         super().__init__()
         self.motion = motion
         self.generator = generator
 
-    def forward(self, source_image, features, kp_source, kp_driving):
+    def forward(self, source_image, features, kp_source, kp_driving, expression_flow=None):
         deformation, occlusion, _ = self.motion(features, kp_source, kp_driving)
-        return self.generator(features, deformation, occlusion, source_image)
+        return self.generator(features, deformation, occlusion, source_image, expression_flow)

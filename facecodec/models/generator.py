@@ -6,6 +6,10 @@ decoder whose every normalisation is modulated by that same 2-D feature map.
 Optional (the `lite` preset): the decoder also predicts a blend mask, and the full-resolution
 source image, warped by the depth-averaged flow, is blended in. Motion is learned faster than
 appearance, so pixels that only moved stay sharp and the small decoder fills what is new.
+
+Optional (every preset, no weights): an expression flow (`facecodec.expression`) moves the source's
+lips, lids and brows in the source's own frame before the head motion; it is composed with the
+network's flow (`compose_expression`) wherever the flow reads the source.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class GeneratorConfig:
 
 class Generator(nn.Module):
     """f_s (B, C, D, H, W), deformation (B, D, h, w, 3), occlusion (B, 1, h, w),
-    source image (B, 3, S, S) → image (B, 3, S, S) in [0, 1].
+    source image (B, 3, S, S), optional expression flow (B, 2, E, E) → image (B, 3, S, S) in [0, 1].
     """
 
     def __init__(self, cfg: GeneratorConfig):
@@ -46,14 +50,18 @@ class Generator(nn.Module):
         self.fourth = nn.Conv2d(cfg.warp_channels, cfg.warp_channels, 1)
         self.decoder = SPADEDecoder(cfg)
 
-    def forward(self, features, deformation, occlusion, source_image):
-        return self.parts(features, deformation, occlusion, source_image)[0]
+    def forward(self, features, deformation, occlusion, source_image, expression_flow=None):
+        return self.parts(features, deformation, occlusion, source_image, expression_flow)[0]
 
-    def parts(self, features, deformation, occlusion, source_image) -> tuple[torch.Tensor, torch.Tensor]:
+    def parts(self, features, deformation, occlusion, source_image,
+              expression_flow=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(image, the decoder's own image before the source blend): training supervises both."""
         b, c, d, h, w = features.shape
         if deformation.shape[1:4] != (d, h, w):
             deformation = _resize_flow(deformation, (d, h, w))
+        head_flow = deformation
+        if expression_flow is not None:
+            deformation = compose_expression(deformation, expression_flow)
         warped = warp_volume(features, deformation).reshape(b, c * d, h, w)  # channel = c·D + d
         out = self.fourth(self.third(warped))
         if occlusion.shape[-2:] != (h, w):
@@ -61,7 +69,19 @@ class Generator(nn.Module):
         image, blend = self.decoder(out * occlusion)
         if not self.cfg.source_skip:
             return image, image
-        return blend * warp_image(source_image, deformation, self.cfg.image_size) + (1 - blend) * image, image
+        skip = warp_image(source_image, head_flow, self.cfg.image_size, expression_flow)
+        return blend * skip + (1 - blend) * image, image
+
+
+def compose_expression(deformation: torch.Tensor, expression_flow: torch.Tensor) -> torch.Tensor:
+    """Positions (B, ..., 3) or (B, ..., 2) where the output reads the source, (x, y) in [-1, 1]
+    first → the same positions moved by the expression flow (B, 2, E, E) read there (bilinear, zero
+    outside the image; `facecodec.expression` gives its convention). z is left as it is."""
+    shape = deformation.shape
+    xy = deformation[..., :2].reshape(shape[0], -1, 1, 2)  # (B, N, 1, 2) as a grid
+    shift = F.grid_sample(expression_flow, xy, mode="bilinear", padding_mode="zeros", align_corners=True)
+    moved = xy + shift.permute(0, 2, 3, 1)  # (B, N, 1, 2)
+    return torch.cat([moved.reshape(*shape[:-1], 2), deformation[..., 2:]], dim=-1)
 
 
 def depth_averaged_flow(deformation: torch.Tensor) -> torch.Tensor:
@@ -70,16 +90,21 @@ def depth_averaged_flow(deformation: torch.Tensor) -> torch.Tensor:
     return deformation.mean(dim=1)[..., :2].permute(0, 3, 1, 2)
 
 
-def warp_image(image: torch.Tensor, deformation: torch.Tensor, size: int) -> torch.Tensor:
-    """An image (B, 3, H, W) moved by the depth-averaged flow, at size² (the lite source skip).
+def warp_image(image: torch.Tensor, deformation: torch.Tensor, size: int,
+               expression_flow: torch.Tensor | None = None) -> torch.Tensor:
+    """An image (B, 3, H, W) moved by the depth-averaged flow, at size² (the lite source skip), and
+    by the expression flow (B, 2, E, E) when given, composed at size² where the lips need it.
 
     align_corners=True: the ±1 grid endpoints map to pixel centres, so the identity flow
     reproduces the image exactly.
     """
     flow = F.interpolate(depth_averaged_flow(deformation), size=(size, size), mode="bilinear", align_corners=True)
+    grid = flow.permute(0, 2, 3, 1)  # (B, size, size, 2)
+    if expression_flow is not None:
+        grid = compose_expression(grid, expression_flow)
     if image.shape[-2:] != (size, size):
         image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
-    return F.grid_sample(image, flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _resize_flow(flow: torch.Tensor, size) -> torch.Tensor:

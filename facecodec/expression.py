@@ -52,6 +52,7 @@ _EDGE = np.linspace(-1.0, 1.0, 5)
 BORDER = np.array([(x, y) for x in _EDGE for y in (-1.0, 1.0)] + [(x, y) for y in _EDGE[1:-1] for x in (-1.0, 1.0)])
 
 BASIS_FILE = "expression_basis.npz"
+NUM_LANDMARKS = 478  # MediaPipe face mesh with the refined iris points
 
 
 def align(landmarks: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

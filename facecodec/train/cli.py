@@ -36,6 +36,10 @@ def add_train_parser(sub) -> None:
     p.add_argument("--dense-flow", type=float, metavar="WEIGHT",
                    help="weight of the loss that asks the flow to follow DIS optical flow on the driving face "
                    "(LossWeights.dense_flow, facecodec.train.dense_flow; default 0 = off)")
+    p.add_argument("--expression", action="store_true",
+                   help="render with the expression channel's flow (mouth, eyes: facecodec.expression) in the loop")
+    p.add_argument("--expression-region", type=float, metavar="WEIGHT",
+                   help="perceptual + L1 on mouth and eye crops at full resolution (default 0: off)")
     p.add_argument("--max-minutes", type=float, help="stop (checkpoint, export) after this much wall time")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded-frame cache (uint8 .npy)")
     p.add_argument("--threads", type=int, default=1,
@@ -70,6 +74,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, decoder=args.decoder_loss))
     if args.dense_flow is not None:
         cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, dense_flow=args.dense_flow))
+    if args.expression:
+        cfg = dataclasses.replace(cfg, expression_channel=True)
+    if args.expression_region is not None:
+        cfg = dataclasses.replace(cfg, losses=dataclasses.replace(cfg.losses, expression_region=args.expression_region))
     if args.pose_balance is not None:
         cfg = dataclasses.replace(cfg, pose_balance=args.pose_balance)
     prefetch = args.prefetch if args.prefetch is not None else (2 if args.device == "cuda" else 0)

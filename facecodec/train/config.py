@@ -31,6 +31,7 @@ class LossWeights:
     decoder: float = 0.0  # the decoder's own image before the blend: L1 + perceptual (`losses.decoder_loss`)
     dense_flow: float = 0.0  # flow vs DIS optical flow on the driving face (`dense_flow.dense_flow_loss`)
     expression: float = 1.0  # L1 on δ: expression is a small residual of the rigid motion
+    expression_region: float = 0.0  # perceptual + L1 on mouth and eye crops (`expression.expression_region_loss`)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class TrainConfig:
     validate_every: int = 50
     validation_pairs: int = 32
     seed: int = 0
+    expression_channel: bool = False  # render with the expression channel's flow (`train.expression`)
     prefetch: int = 0  # steps prepared ahead on a thread (`loop.Prefetcher`); `--prefetch`, 2 on a GPU
     threads: int = 1  # see `--threads`: on a loaded 2-core machine 2 threads stall on each other
     losses: LossWeights = field(default_factory=LossWeights)

@@ -64,6 +64,7 @@ class PairBatch:
     frame_ids: np.ndarray
     pose_labels: torch.Tensor | None = None  # (B + B·N, 3) degrees: sources, then drivings; NaN = no face
     landmarks: torch.Tensor | None = None  # (B, 1 + N, L, 2 or 3) `normalise_landmarks`; NaN = no face
+    flipped: np.ndarray | None = None  # (B,) bool: the group was mirrored (augmentation)
 
 
 class PairSampler:
@@ -92,7 +93,7 @@ class PairSampler:
 
     def sample(self, batch: int) -> PairBatch:
         clip_ids = self.rng.choice(len(self.clips), size=batch, p=self.weights)
-        groups, index, poses, points = [], [], [], []
+        groups, index, poses, points, mirrored = [], [], [], [], []
         for cid in clip_ids:
             frames = self.clips[cid].frames
             w = self.frame_weights[cid]
@@ -101,6 +102,7 @@ class PairSampler:
             flipped = self.augment and self.rng.random() < 0.5
             if flipped:
                 group = group.flip(-1)
+            mirrored.append(flipped)
             groups.append(jitter_colours(group, self.rng) if self.augment else group)
             index.append(idx)
             if self.poses is not None:
@@ -117,7 +119,7 @@ class PairSampler:
             labels = torch.from_numpy(np.concatenate([p[:, 0], p[:, 1:].reshape(-1, 3)])).float()
         landmarks = torch.from_numpy(np.stack(points)).float() if points else None
         return PairBatch(stacked[:, 0].contiguous(), stacked[:, 1:].contiguous(), clip_ids, np.array(index), labels,
-                         landmarks)
+                         landmarks, np.array(mirrored, bool))
 
 
 def yaw_balance_weights(poses: list[np.ndarray], balance: float, bin_deg: float = 10.0) -> list[np.ndarray]:

@@ -32,11 +32,13 @@ class ForwardOut:
 
 
 def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
-              transformed: torch.Tensor | None = None, view_angles: torch.Tensor | None = None) -> ForwardOut:
+              transformed: torch.Tensor | None = None, view_angles: torch.Tensor | None = None,
+              expression_flows: torch.Tensor | None = None) -> ForwardOut:
     """sources (B, 3, S, S), drivings (B, N, 3, S, S), transformed (B·N, 3, S, S) or None.
 
     view_angles (B, 3) degrees or None: also the motion of a free-view edit of each source (the
     receiver's `ViewEdit`): angles that are NaN keep the model's estimate, t and δ stay the source's.
+    expression_flows (B·N, 2, E, E) or None: the expression channel's flow per pair (`train.expression`).
     """
     b, n = drivings.shape[:2]
     flat = drivings.flatten(0, 1)  # (B·N, 3, S, S)
@@ -51,7 +53,8 @@ def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
     kp_t = kp[b + b * n :] if transformed is not None else None
     feats = features.repeat_interleave(n, 0)  # (B·N, C, D, H, W)
     deformation, occlusion, _ = model.motion(feats, kp_s, kp_d)
-    generated, decoded = model.generator.parts(feats, deformation, occlusion, sources.repeat_interleave(n, 0))
+    generated, decoded = model.generator.parts(feats, deformation, occlusion, sources.repeat_interleave(n, 0),
+                                               expression_flows)
     view_deformation = None
     if view_angles is not None:
         angles = torch.where(torch.isnan(view_angles), rotation[:b], view_angles)

@@ -154,6 +154,7 @@ class StepInputs:
     views: torch.Tensor | None = None
     pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None
     flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None
+    expression_flows: torch.Tensor | None = None  # (B·N, 2, E, E), `train.expression`
 
 
 def prepare_step(sampler: PairSampler, rng: np.random.Generator, cfg: TrainConfig) -> StepInputs:
@@ -171,7 +172,22 @@ def prepare_step(sampler: PairSampler, rng: np.random.Generator, cfg: TrainConfi
     flow_targets = None
     if cfg.losses.dense_flow and batch.landmarks is not None:
         flow_targets = dense_flow_targets(batch.sources, batch.drivings, batch.landmarks)
-    return StepInputs(batch, theta, views, pose_frames, flow_targets)
+    expression_flows = None
+    if cfg.expression_channel:
+        expression_flows = _expression_flows(batch, cfg)
+    return StepInputs(batch, theta, views, pose_frames, flow_targets, expression_flows)
+
+
+def _expression_flows(batch: PairBatch, cfg: TrainConfig) -> torch.Tensor:
+    from ..expression import NUM_LANDMARKS, ExpressionBasis
+    from ..presets import get_preset
+    from .expression import batch_expression_flows
+
+    if batch.landmarks is None or batch.landmarks.shape[2] != NUM_LANDMARKS or batch.landmarks.shape[3] != 3:
+        raise ValueError("the expression channel needs all 478 cached landmarks with depth (the landmark losses on)")
+    preset = get_preset(cfg.preset)
+    return batch_expression_flows(batch.landmarks, batch.flipped, ExpressionBasis.load(), preset.expression_flow_size,
+                                  preset.image_size)
 
 
 class Prefetcher:
@@ -220,20 +236,23 @@ def train_step(state: State, loss_fn: TrainingLoss, sampler: PairSampler, cfg: T
     """One optimiser step on `inputs` (prepared ahead by a `Prefetcher`) or on a batch drawn now."""
     _apply_learning_rates(state.optimizer, cfg, state.step)
     x = inputs or prepare_step(sampler, state.rng, cfg)
-    return optimise_on(state, loss_fn, x.batch, x.theta, cfg.grad_clip, x.views, x.pose_frames, x.flow_targets)
+    return optimise_on(state, loss_fn, x.batch, x.theta, cfg.grad_clip, x.views, x.pose_frames, x.flow_targets,
+                       x.expression_flows)
 
 
 def optimise_on(state: State, loss_fn: TrainingLoss, batch: PairBatch, theta: torch.Tensor,
                 grad_clip: float, view_angles: torch.Tensor | None = None,
                 pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None,
-                flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+                flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                expression_flows: torch.Tensor | None = None) -> dict[str, float]:
     """Forward, all losses, backward, clipped Adam step on one given batch; → logged loss terms."""
     dev = state.device
     sources, drivings, theta = batch.sources.to(dev), batch.drivings.to(dev), theta.to(dev)
     labels = batch.pose_labels.to(dev) if batch.pose_labels is not None else None
     landmarks = batch.landmarks.to(dev) if batch.landmarks is not None else None
     views = view_angles.to(dev) if view_angles is not None else None
-    out = run_model(state.model, sources, drivings, apply_affine_image(drivings.flatten(0, 1), theta), views)
+    flows = expression_flows.to(dev) if expression_flows is not None else None
+    out = run_model(state.model, sources, drivings, apply_affine_image(drivings.flatten(0, 1), theta), views, flows)
     if flow_targets is not None:
         flow_targets = tuple(x.to(dev) for x in flow_targets)
     terms = loss_fn.terms(out, sources, drivings, theta, labels, landmarks, views, flow_targets)

@@ -185,9 +185,14 @@ class TrainingLoss(torch.nn.Module):
             terms.update(self.pose_terms(out.pose_logits[: len(pose_labels)], pose_labels))
         if landmarks is not None:
             terms["landmark_flow"] = landmark_flow_loss(out.deformation, landmarks)
+            driving_landmarks = landmarks[:, 1:].flatten(0, 1)
             if w.face_crop:
-                driving_landmarks = landmarks[:, 1:].flatten(0, 1)
                 terms["face_crop"] = face_crop_loss(self.perceptual, out.generated, target, driving_landmarks)
+            if w.expression_region:
+                from .expression import expression_region_loss
+
+                terms["expression_region"] = expression_region_loss(self.perceptual, out.generated, target,
+                                                                    driving_landmarks)
         if out.view_deformation is not None and landmarks is not None and pose_labels is not None:
             b = landmarks.shape[0]
             terms["freeview_flow"] = freeview_flow_loss(out.view_deformation, landmarks[:, 0], pose_labels[:b],

@@ -1,0 +1,80 @@
+"""The expression channel in training: the receiver's expression flow for every (source, driving)
+pair, from the cached landmarks, and a loss on the mouth and eyes at full resolution.
+
+With the flow in the loop, the generator learns to draw what the warp cannot: the inside of an
+opening mouth, lids over an eye. The flow is the one the codec sends: the driving frame's
+coefficients against its source (`ExpressionBasis.encode`), quantised at the stream's step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..bitstream.quant import DEFAULT_STEPS
+from ..expression import LEFT_EYE, LIPS, RIGHT_EYE, ExpressionBasis, ExpressionWarp
+from .losses import crop
+
+
+def to_pixels(points: np.ndarray, size: int, flipped: bool) -> np.ndarray:
+    """Inverse of `data.normalise_landmarks`: (…, L, 3) normalised → pixels of the UNflipped frame."""
+    out = np.array(points, np.float64)
+    if flipped:
+        out[..., 0] *= -1
+    out[..., :2] += 1
+    return out * (size / 2)
+
+
+def mirror_flow(flow: np.ndarray) -> np.ndarray:
+    """The flow (…, 2, E, E) of a horizontally mirrored image: x read mirrored, its x component negated."""
+    out = flow[..., ::-1].copy()
+    out[..., 0, :, :] *= -1
+    return out
+
+
+def batch_expression_flows(landmarks: torch.Tensor, flipped: np.ndarray, basis: ExpressionBasis, size: int,
+                           image_size: int, step: float = DEFAULT_STEPS.face) -> torch.Tensor:
+    """landmarks (B, 1 + N, L, 3) normalised (source first), flipped (B,) → (B·N, 2, E, E) float32,
+    source-major like `forward.run_model`'s drivings; pairs without both faces get no flow."""
+    b, n1 = landmarks.shape[:2]
+    out = np.zeros((b, n1 - 1, 2, size, size), np.float32)
+    for i in range(b):
+        points = to_pixels(landmarks[i].numpy(), image_size, bool(flipped[i]))
+        if not np.isfinite(points[0]).all():
+            continue
+        warp = ExpressionWarp(basis, basis.source_face(points[0]), size, image_size=image_size)
+        for j in range(1, n1):
+            if np.isfinite(points[j]).all():
+                coefficients = np.rint(basis.encode(points[j], points[0]) / step) * step
+                out[i, j - 1] = warp.flow(coefficients)
+        if flipped[i]:
+            out[i] = mirror_flow(out[i])
+    return torch.from_numpy(out.reshape(b * (n1 - 1), 2, size, size))
+
+
+REGIONS = (LIPS, LEFT_EYE, RIGHT_EYE)
+REGION_MARGIN = (0.7, 1.0, 1.0)  # half box side per half extent of the region's landmarks
+
+
+def region_boxes(landmarks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(F, L, ≥ 2) normalised → per region (mouth, eyes): (centres (F, 2), half sides (F,)), NaN
+    where a face is missing."""
+    boxes = []
+    for region, margin in zip(REGIONS, REGION_MARGIN):
+        points = landmarks[:, list(region), :2]
+        low, high = points.amin(dim=1), points.amax(dim=1)
+        boxes.append(((low + high) / 2, (high - low).amax(dim=1) / 2 * (1 + margin)))
+    return boxes
+
+
+def expression_region_loss(perceptual, generated: torch.Tensor, target: torch.Tensor, landmarks: torch.Tensor,
+                           size: int = 64) -> torch.Tensor:
+    """Perceptual + L1 on the mouth and both eyes, each cropped from the driving frame's landmarks
+    (F, L, ≥ 2) to size² (about the crop's own resolution: the mouth is ≈ 60 px wide at 256²)."""
+    total = generated.new_zeros(())
+    for centres, half in region_boxes(landmarks):
+        ok = torch.isfinite(half) & (half > 0)
+        if ok.any():
+            g, t = (crop(x[ok], centres[ok], half[ok], size) for x in (generated, target))
+            total = total + perceptual.at_scale(g, t, 1.0) + (g - t).abs().mean()
+    return total / len(REGIONS)

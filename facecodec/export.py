@@ -33,7 +33,8 @@ def served_modules(model: FaceVid2Vid) -> dict[str, torch.nn.Module]:
 
 
 def example_inputs(spec: ModelSpec, cfg: ModelConfig, batch: int = 1, seed: int = 0) -> list[torch.Tensor]:
-    """Plausible inputs: images in [0, 1], features ~N(0, 1), keypoints in [-0.8, 0.8]."""
+    """Plausible inputs: images in [0, 1], features ~N(0, 1), keypoints in [-0.8, 0.8], expression
+    flows of a few pixels."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     for t in spec.inputs:
@@ -42,6 +43,8 @@ def example_inputs(spec: ModelSpec, cfg: ModelConfig, batch: int = 1, seed: int 
             out.append(torch.rand(shape, generator=gen))
         elif t.name.startswith("kp_"):
             out.append(torch.rand(shape, generator=gen) * 1.6 - 0.8)
+        elif t.name == "expression_flow":
+            out.append(torch.randn(shape, generator=gen) * 0.02)
         else:
             out.append(torch.randn(shape, generator=gen))
     return out

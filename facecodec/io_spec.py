@@ -3,7 +3,7 @@
 Export takes its input/output names and dynamic axes from here, the Triton configs are checked
 against it by a test, and clients import the same names. Shapes exclude the batch axis, which is
 always the dynamic first axis. Symbols stand for preset-dependent sizes:
-S image side, K keypoints, C/D/H/W the source feature volume f_s.
+S image side, K keypoints, C/D/H/W the source feature volume f_s, E the expression flow's side.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class TensorSpec:
     def resolve(self, cfg: ModelConfig) -> tuple[int, ...]:
         """Concrete shape (without batch) for a preset."""
         c, d, h, w = cfg.feature_shape
-        sizes = {"S": cfg.image_size, "K": cfg.num_kp, "C": c, "D": d, "H": h, "W": w}
+        sizes = {"S": cfg.image_size, "K": cfg.num_kp, "C": c, "D": d, "H": h, "W": w, "E": cfg.expression_flow_size}
         return tuple(sizes[x] if isinstance(x, str) else x for x in self.shape)
 
 
@@ -52,6 +52,10 @@ SOURCE_FEATURES = TensorSpec("source_features", "float32", ("C", "D", "H", "W"),
 KP_CANONICAL = TensorSpec("kp_canonical", "float32", ("K", 3), "canonical keypoints x_c in [-1, 1]³")
 KP_SOURCE = TensorSpec("kp_source", "float32", ("K", 3), "source-frame keypoints R_s x_c + t_s + δ_s")
 KP_DRIVING = TensorSpec("kp_driving", "float32", ("K", 3), "keypoints of the frame to render")
+EXPRESSION_FLOW = TensorSpec(
+    "expression_flow", "float32", (2, "E", "E"),
+    "expression channel: where each point of the source, [-1, 1] grid, reads instead (x, y offsets, facecodec.expression); "
+    "zeros keep the source's expression")
 OUTPUT_IMAGE = TensorSpec("output_image", "float32", (3, "S", "S"), "decoded frame, RGB in [0, 1]")
 
 MOTION_ENCODER = ModelSpec(
@@ -62,9 +66,9 @@ APPEARANCE_ENCODER = ModelSpec(
 )
 WARP_DECODER = ModelSpec(
     "warp_decoder",
-    (SOURCE_IMAGE, SOURCE_FEATURES, KP_SOURCE, KP_DRIVING),
+    (SOURCE_IMAGE, SOURCE_FEATURES, KP_SOURCE, KP_DRIVING, EXPRESSION_FLOW),
     (OUTPUT_IMAGE,),
-    "f_s warped from the source to the driving keypoints → frame",
+    "f_s warped from the source to the driving keypoints, the expression flow composed in → frame",
 )
 NETWORKS: dict[str, ModelSpec] = {m.name: m for m in (MOTION_ENCODER, APPEARANCE_ENCODER, WARP_DECODER)}
 

@@ -150,16 +150,21 @@ class Receiver:
         rel = kinematics.relative_keypoints(*(torch.from_numpy(x) for x in (self.kp_source, kp, self.kp_driving_initial)))
         return rel.numpy()
 
-    def render(self, kp_driving: np.ndarray) -> np.ndarray:
-        """(B, K, 3) driving keypoints → frames (B, 3, S, S) in [0, 1]."""
+    def render(self, kp_driving: np.ndarray, expression_flow: np.ndarray | None = None) -> np.ndarray:
+        """(B, K, 3) driving keypoints, (B, 2, E, E) expression flows or None (the source's
+        expression) → frames (B, 3, S, S) in [0, 1]."""
         if self.features is None:
             raise RuntimeError("no source set for this call: send the source keyframe first")
         b = kp_driving.shape[0]
         rep = lambda x: np.repeat(x, b, axis=0)  # noqa: E731
+        if expression_flow is None:
+            size = self.source_image.shape[-1] // 4  # `ModelConfig.expression_flow_size`
+            expression_flow = np.zeros((b, 2, size, size), np.float32)
         feeds = {
             "source_image": rep(self.source_image),
             "source_features": rep(self.features),
             "kp_source": rep(self.kp_source),
             "kp_driving": np.ascontiguousarray(kp_driving, np.float32),
+            "expression_flow": np.ascontiguousarray(expression_flow, np.float32),
         }
         return self.networks("warp_decoder", feeds)["output_image"]

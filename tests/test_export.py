@@ -38,8 +38,21 @@ def real_feeds(model, frames: np.ndarray, driving=(30, 60, 90)) -> dict[str, dic
             "source_features": np.repeat(rx.features, b, 0),
             "kp_source": np.repeat(rx.kp_source, b, 0),
             "kp_driving": kp_driving,
+            "expression_flow": _expression_flows(frames, driving, model.cfg.expression_flow_size),
         },
     }
+
+
+def _expression_flows(frames: np.ndarray, driving, size: int) -> np.ndarray:
+    """The expression channel's flows of the driving frames against frame 0 (real landmarks)."""
+    from facecodec.expression import ExpressionBasis, ExpressionWarp
+    from facecodec.landmarks import FaceLandmarker
+
+    with FaceLandmarker() as landmarker:
+        points = landmarker.detect(frames[[0, *driving]], depth=True)
+    basis = ExpressionBasis.load()
+    warp = ExpressionWarp(basis, basis.source_face(points[0]), size, image_size=frames.shape[1])
+    return warp.flows(np.stack([basis.encode(p, points[0]) for p in points[1:]]))
 
 
 def assert_parity(model, onnx_dir, frames, driving=(30, 60, 90)):

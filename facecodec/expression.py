@@ -233,6 +233,52 @@ class ExpressionWarp:
         return np.stack([self.flow(c) for c in np.asarray(coefficients).reshape(-1, self.basis.size)])
 
 
+class ExpressionSender:
+    """Sender side: frames → coefficients relative to the current source picture.
+
+    Measures every frame with MediaPipe (`facecodec.landmarks.FaceLandmarker`, ≈ 10 ms a 256² frame
+    on one core). A frame where no face is found repeats the last coefficients, so the receiver
+    holds the expression instead of snapping back to the source's; a source without a face gives
+    no `SourceFace`, and its frames send zeros.
+    """
+
+    def __init__(self, basis: ExpressionBasis | None = None, landmarker=None):
+        from .landmarks import FaceLandmarker
+
+        self.basis = basis or ExpressionBasis.load()
+        self._landmarker = landmarker or FaceLandmarker()
+        self._owns_landmarker = landmarker is None
+        self._source: np.ndarray | None = None
+        self._last = np.zeros(self.basis.size)
+
+    def set_source(self, image: np.ndarray) -> SourceFace | None:
+        """A new source picture (H, W, 3) uint8 (send the picture the receiver will decode) → its face."""
+        points = self._landmarker.detect(np.asarray(image)[None], depth=True)[0].astype(np.float64)
+        self._source = points if np.isfinite(points).all() else None
+        self._last = np.zeros(self.basis.size)
+        return None if self._source is None else self.basis.source_face(self._source)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """Frames (T, H, W, 3) uint8 → coefficients (T, P) float32."""
+        points = self._landmarker.detect(np.asarray(frames), depth=True).astype(np.float64)
+        out = np.empty((len(points), self.basis.size), np.float32)
+        for i, frame in enumerate(points):
+            if self._source is not None and np.isfinite(frame).all():
+                self._last = self.basis.encode(frame, self._source)
+            out[i] = self._last
+        return out
+
+    def close(self) -> None:
+        if self._owns_landmarker:
+            self._landmarker.close()
+
+    def __enter__(self) -> "ExpressionSender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def zero_flow(batch: int, size: int) -> np.ndarray:
     """(B, 2, E, E) zeros: no expression change (streams without the channel, vox256 defaults)."""
     return np.zeros((batch, 2, size, size), np.float32)

@@ -112,3 +112,20 @@ def _identity_deformation(d: int = 4, h: int = 32) -> torch.Tensor:
     from facecodec.models.blocks import coordinate_grid
 
     return coordinate_grid(d, h, h, like=torch.zeros(1))[None]
+
+
+def test_sender_codes_frames_against_its_source(sample_frames, face, basis):
+    from facecodec.expression import ExpressionSender
+
+    with ExpressionSender(basis) as sender:
+        source_face = sender.set_source(sample_frames[0])
+        assert source_face is not None
+        np.testing.assert_allclose(source_face.points, face[list(SOURCE_POINTS), :2], atol=1e-4)
+        coefficients = sender.encode(sample_frames[:6])
+        assert coefficients.shape == (6, basis.size) and coefficients.dtype == np.float32
+        assert np.abs(coefficients[0]).max() < 1e-5  # the source against itself
+        blank = np.zeros_like(sample_frames[:2])
+        held = sender.encode(blank)  # no face: the last expression is held
+        np.testing.assert_array_equal(held, np.repeat(coefficients[-1:], 2, axis=0))
+        assert sender.set_source(blank[0]) is None
+        assert np.abs(sender.encode(sample_frames[:2])).max() == 0  # a source without a face sends zeros

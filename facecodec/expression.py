@@ -14,8 +14,9 @@ Frames and units:
 - image: pixels (x right, y down) of the S×S frame; MediaPipe's z (relative depth) in the same units.
 - canonical: the basis's mean face, centred, inter-ocular distance (33–263) 1; every frame is brought
   there by a 3-D similarity fitted on `RIGID` landmarks (`align`), which removes head pose and size.
-- coefficients (P,): projections of the canonical displacement of the `MOVING` landmarks, frame
-  minus source, on the basis (orthonormal), so 0 means "the source's expression".
+- code (P,): projection of a face's canonical `MOVING` landmarks, minus the mean face's, on the
+  basis (orthonormal). Frames send their code; the keyframe sends the source's; the receiver draws
+  their difference (`ExpressionWarp.flow`), so a refreshed source needs nothing re-sent.
 - flow (2, E, E): for each point p of an E×E grid over the image ([-1, 1], align_corners=True), the
   displacement (x, y) in the same normalised units such that the output at p shows the source at
   p + flow(p).
@@ -77,21 +78,25 @@ class SourceFace:
     points: (len(SOURCE_POINTS), 2) float32 pixels of the `MOVING` then `ANCHORS` landmarks.
     to_image: (2, 3) float32, maps a canonical displacement (3,) to a pixel displacement (x, y) in
         the source image (the first two rows of R⁻¹/s of `align`).
+    code: (P,) float32, the source's own expression code (`ExpressionBasis.code`).
     """
 
     points: np.ndarray
     to_image: np.ndarray
+    code: np.ndarray
 
     def __post_init__(self) -> None:
         points = np.asarray(self.points, np.float32)
         to_image = np.asarray(self.to_image, np.float32)
-        if points.shape != (len(SOURCE_POINTS), 2) or to_image.shape != (2, 3):
-            raise ValueError(f"SourceFace needs points ({len(SOURCE_POINTS)}, 2) and to_image (2, 3), "
-                             f"got {points.shape} and {to_image.shape}")
-        if not (np.isfinite(points).all() and np.isfinite(to_image).all()):
+        code = np.asarray(self.code, np.float32)
+        if points.shape != (len(SOURCE_POINTS), 2) or to_image.shape != (2, 3) or code.ndim != 1:
+            raise ValueError(f"SourceFace needs points ({len(SOURCE_POINTS)}, 2), to_image (2, 3) and code (P,), "
+                             f"got {points.shape}, {to_image.shape} and {code.shape}")
+        if not (np.isfinite(points).all() and np.isfinite(to_image).all() and np.isfinite(code).all()):
             raise ValueError("SourceFace values must be finite")
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "to_image", to_image)
+        object.__setattr__(self, "code", code)
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,13 @@ class ExpressionBasis:
     """An orthonormal basis of canonical landmark motion (`scripts/expression_basis.py` fits it).
 
     mean_rigid: (len(RIGID), 3) canonical positions of the `RIGID` landmarks (the alignment target).
+    mean_moving: (len(MOVING), 3) canonical positions of the `MOVING` landmarks, averaged over faces.
     components: (P, len(MOVING) · 3) orthonormal rows, displacement laid out point-major (x, y, z).
     spread: (P,) standard deviation of each coefficient on the training pairs (quantiser scale).
     """
 
     mean_rigid: np.ndarray
+    mean_moving: np.ndarray
     components: np.ndarray
     spread: np.ndarray
 
@@ -122,11 +129,12 @@ class ExpressionBasis:
         """The first `size` components (they are sorted by variance)."""
         if not 1 <= size <= self.size:
             raise ValueError(f"basis size must be in 1…{self.size}, got {size}")
-        return ExpressionBasis(self.mean_rigid, self.components[:size], self.spread[:size])
+        return ExpressionBasis(self.mean_rigid, self.mean_moving, self.components[:size], self.spread[:size])
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, mean_rigid=self.mean_rigid.astype(np.float32), components=self.components.astype(np.float32),
-                 spread=self.spread.astype(np.float32), moving=np.array(MOVING), rigid=np.array(RIGID))
+        arrays = {name: getattr(self, name).astype(np.float32)
+                  for name in ("mean_rigid", "mean_moving", "components", "spread")}
+        np.savez(path, **arrays, moving=np.array(MOVING), rigid=np.array(RIGID))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "ExpressionBasis":
@@ -138,8 +146,7 @@ class ExpressionBasis:
             data = dict(np.load(path))
         if tuple(data["moving"]) != MOVING or tuple(data["rigid"]) != RIGID:
             raise ValueError(f"{path or BASIS_FILE}: the basis was fitted on other landmark sets")
-        return cls(data["mean_rigid"].astype(np.float64), data["components"].astype(np.float64),
-                   data["spread"].astype(np.float64))
+        return cls(*(data[name].astype(np.float64) for name in ("mean_rigid", "mean_moving", "components", "spread")))
 
     def canonical(self, landmarks: np.ndarray) -> tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
         """landmarks (478, 3) pixels → (canonical `MOVING` points (len(MOVING), 3), the similarity)."""
@@ -147,17 +154,21 @@ class ExpressionBasis:
         moving = np.asarray(landmarks, np.float64)[list(MOVING)]
         return scale * moving @ rotation.T + shift, (scale, rotation, shift)
 
+    def code(self, landmarks: np.ndarray) -> np.ndarray:
+        """A face's expression code (P,) float64 from its landmarks (478, 3) pixels."""
+        face, _ = self.canonical(landmarks)
+        return self.components @ (face - self.mean_moving).reshape(-1)
+
     def encode(self, landmarks: np.ndarray, source: np.ndarray) -> np.ndarray:
         """Coefficients (P,) float64 of a frame's expression relative to the source's; both (478, 3)."""
-        frame, _ = self.canonical(landmarks)
-        base, _ = self.canonical(source)
-        return self.components @ (frame - base).reshape(-1)
+        return self.code(landmarks) - self.code(source)
 
     def source_face(self, source: np.ndarray) -> SourceFace:
         """The receiver's view of a source picture from its landmarks (478, 3) pixels."""
-        _, (scale, rotation, _) = self.canonical(source)
+        moving, (scale, rotation, _) = self.canonical(source)
         points = np.asarray(source, np.float64)[list(SOURCE_POINTS), :2]
-        return SourceFace(points, (rotation.T / scale)[:2])
+        code = self.components @ (moving - self.mean_moving).reshape(-1)
+        return SourceFace(points, (rotation.T / scale)[:2], code)
 
 
 def _square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -201,14 +212,21 @@ class ExpressionWarp:
         self._fixed_at_grid = _tps_kernel(_square_distances(self._grid, self._fixed.astype(np.float32)))
 
     def displacement(self, coefficients: np.ndarray) -> np.ndarray:
-        """(P,) coefficients → (len(MOVING), 2) normalised displacement of the moving landmarks."""
+        """(P,) coefficients relative to the source (a frame's code minus `SourceFace.code`) →
+        (len(MOVING), 2) normalised displacement of the moving landmarks."""
         coefficients = np.asarray(coefficients, np.float64).reshape(-1)
         if coefficients.shape != (self.basis.size,) or not np.isfinite(coefficients).all():
             raise ValueError(f"expected {self.basis.size} finite expression coefficients, got {coefficients.shape}")
         return np.tensordot(coefficients, self._unit, axes=1)
 
+    def flow_of(self, codes: np.ndarray) -> np.ndarray:
+        """Frames' codes (B, P), as the stream carries them → (B, 2, E, E) float32 flows."""
+        codes = np.asarray(codes, np.float64).reshape(-1, self.basis.size)
+        return np.stack([self.flow(c - self.face.code) for c in codes])
+
     def flow(self, coefficients: np.ndarray) -> np.ndarray:
-        """(P,) coefficients → (2, E, E) float32 backward displacement (module docstring)."""
+        """(P,) coefficients relative to the source → (2, E, E) float32 backward displacement (module
+        docstring)."""
         moved = self.displacement(coefficients)
         centres = np.concatenate([self._moving + moved, self._fixed])
         m, n = len(moved), len(centres)
@@ -228,18 +246,15 @@ class ExpressionWarp:
         field += weights[n] + grid @ weights[n + 1:]
         return np.ascontiguousarray(field.T).reshape(2, self.size, self.size)
 
-    def flows(self, coefficients: np.ndarray) -> np.ndarray:
-        """(B, P) → (B, 2, E, E) float32."""
-        return np.stack([self.flow(c) for c in np.asarray(coefficients).reshape(-1, self.basis.size)])
 
 
 class ExpressionSender:
     """Sender side: frames → coefficients relative to the current source picture.
 
     Measures every frame with MediaPipe (`facecodec.landmarks.FaceLandmarker`, ≈ 10 ms a 256² frame
-    on one core). A frame where no face is found repeats the last coefficients, so the receiver
-    holds the expression instead of snapping back to the source's; a source without a face gives
-    no `SourceFace`, and its frames send zeros.
+    on one core) and sends its code (`ExpressionBasis.code`). A frame where no face is found repeats
+    the last code, so the receiver holds the expression instead of snapping back to the source's;
+    a source without a face gives no `SourceFace` (the receiver then ignores the codes).
     """
 
     def __init__(self, basis: ExpressionBasis | None = None, landmarker=None):
@@ -248,23 +263,20 @@ class ExpressionSender:
         self.basis = basis or ExpressionBasis.load()
         self._landmarker = landmarker or FaceLandmarker()
         self._owns_landmarker = landmarker is None
-        self._source: np.ndarray | None = None
         self._last = np.zeros(self.basis.size)
 
-    def set_source(self, image: np.ndarray) -> SourceFace | None:
-        """A new source picture (H, W, 3) uint8 (send the picture the receiver will decode) → its face."""
+    def source_face(self, image: np.ndarray) -> SourceFace | None:
+        """A source picture (H, W, 3) uint8 (the picture the receiver will decode) → its face, or None."""
         points = self._landmarker.detect(np.asarray(image)[None], depth=True)[0].astype(np.float64)
-        self._source = points if np.isfinite(points).all() else None
-        self._last = np.zeros(self.basis.size)
-        return None if self._source is None else self.basis.source_face(self._source)
+        return self.basis.source_face(points) if np.isfinite(points).all() else None
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """Frames (T, H, W, 3) uint8 → coefficients (T, P) float32."""
+        """Frames (T, H, W, 3) uint8 → their codes (T, P) float32."""
         points = self._landmarker.detect(np.asarray(frames), depth=True).astype(np.float64)
         out = np.empty((len(points), self.basis.size), np.float32)
         for i, frame in enumerate(points):
-            if self._source is not None and np.isfinite(frame).all():
-                self._last = self.basis.encode(frame, self._source)
+            if np.isfinite(frame).all():
+                self._last = self.basis.code(frame)
             out[i] = self._last
         return out
 

@@ -56,12 +56,13 @@ def main() -> None:
     per_clip = [lm[np.isfinite(lm).all(axis=(1, 2))].astype(np.float64) for lm in landmarks]
     sample = np.concatenate([lm[rng.choice(len(lm), min(len(lm), 20), replace=False)] for lm in per_clip if len(lm)])
     reference = mean_rigid(list(sample))
-    probe = ExpressionBasis(reference, np.zeros((1, 3 * len(MOVING))), np.ones(1))
-    rows = []
+    probe = ExpressionBasis(reference, np.zeros((len(MOVING), 3)), np.zeros((1, 3 * len(MOVING))), np.ones(1))
+    rows, faces = [], []
     for lm in per_clip:
         if len(lm) < 2:
             continue
         canon = np.stack([probe.canonical(f)[0] for f in lm])  # (T, M, 3)
+        faces.append(canon.mean(0))
         a, b = rng.integers(0, len(lm), (2, args.pairs_per_clip))
         rows.append((canon[b] - canon[a]).reshape(args.pairs_per_clip, -1))
     x = np.concatenate(rows)
@@ -69,7 +70,7 @@ def main() -> None:
     explained = np.cumsum(sv**2) / (sv**2).sum()
     components = vt[: args.size]
     spread = (x @ components.T).std(0)
-    basis = ExpressionBasis(reference, components, spread)
+    basis = ExpressionBasis(reference, np.mean(faces, axis=0), components, spread)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     basis.save(args.out)
     print(f"{len(x)} pairs of {len(per_clip)} clips ({len(train_ids)} identities); variance explained by "

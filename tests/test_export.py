@@ -52,7 +52,7 @@ def _expression_flows(frames: np.ndarray, driving, size: int) -> np.ndarray:
         points = landmarker.detect(frames[[0, *driving]], depth=True)
     basis = ExpressionBasis.load()
     warp = ExpressionWarp(basis, basis.source_face(points[0]), size, image_size=frames.shape[1])
-    return warp.flows(np.stack([basis.encode(p, points[0]) for p in points[1:]]))
+    return warp.flow_of(np.stack([basis.code(p) for p in points[1:]]))
 
 
 def assert_parity(model, onnx_dir, frames, driving=(30, 60, 90)):

@@ -84,16 +84,19 @@ def test_an_opened_mouth_is_coded_and_drawn_back(face, basis):
 def test_zero_coefficients_give_the_identity(face, basis):
     warp = ExpressionWarp(basis, basis.source_face(face), E, image_size=S)
     assert np.abs(warp.flow(np.zeros(basis.size))).max() < 1e-9
-    assert warp.flows(np.zeros((3, basis.size))).shape == (3, 2, E, E)
+    source = basis.source_face(face)
+    np.testing.assert_allclose(source.code, basis.code(face), atol=1e-6)
+    same = warp.flow_of(np.repeat(source.code[None], 3, axis=0))  # frames whose code is the source's
+    assert same.shape == (3, 2, E, E) and np.abs(same).max() < 1e-5
     with pytest.raises(ValueError, match="16 finite"):
         warp.flow(np.full(basis.size, np.nan))
 
 
 def test_source_face_checks_its_shapes():
     with pytest.raises(ValueError, match="points"):
-        SourceFace(np.zeros((3, 2)), np.zeros((2, 3)))
+        SourceFace(np.zeros((3, 2)), np.zeros((2, 3)), np.zeros(16))
     with pytest.raises(ValueError, match="finite"):
-        SourceFace(np.full((len(SOURCE_POINTS), 2), np.inf), np.zeros((2, 3)))
+        SourceFace(np.full((len(SOURCE_POINTS), 2), np.inf), np.zeros((2, 3)), np.zeros(16))
 
 
 def test_composition_moves_what_the_flow_reads():
@@ -118,14 +121,14 @@ def test_sender_codes_frames_against_its_source(sample_frames, face, basis):
     from facecodec.expression import ExpressionSender
 
     with ExpressionSender(basis) as sender:
-        source_face = sender.set_source(sample_frames[0])
+        source_face = sender.source_face(sample_frames[0])
         assert source_face is not None
         np.testing.assert_allclose(source_face.points, face[list(SOURCE_POINTS), :2], atol=1e-4)
-        coefficients = sender.encode(sample_frames[:6])
-        assert coefficients.shape == (6, basis.size) and coefficients.dtype == np.float32
-        assert np.abs(coefficients[0]).max() < 1e-5  # the source against itself
+        codes = sender.encode(sample_frames[:6])
+        assert codes.shape == (6, basis.size) and codes.dtype == np.float32
+        np.testing.assert_allclose(codes[0], source_face.code, atol=1e-5)  # the source's own frame
+        assert np.abs(codes[1:] - codes[0]).max() > 1e-3  # the speaker moves
         blank = np.zeros_like(sample_frames[:2])
         held = sender.encode(blank)  # no face: the last expression is held
-        np.testing.assert_array_equal(held, np.repeat(coefficients[-1:], 2, axis=0))
-        assert sender.set_source(blank[0]) is None
-        assert np.abs(sender.encode(sample_frames[:2])).max() == 0  # a source without a face sends zeros
+        np.testing.assert_array_equal(held, np.repeat(codes[-1:], 2, axis=0))
+        assert sender.source_face(blank[0]) is None

@@ -133,7 +133,7 @@ class Decoder:
         try:
             face, body = None, packet.body
             if self.header.num_face:
-                face, body = decode_face(body, self.header.height, self.header.width)
+                face, body = decode_face(body, self.header.height, self.header.width, self.header.num_face)
             image = decode_keyframe(body, self.header.height, self.header.width)
         except InvalidFieldError as exc:
             self._drop(DropReason.INVALID, f"KEYFRAME seq {packet.seq}: {exc}")

@@ -56,8 +56,9 @@ class Encoder:
         image = np.asarray(image)
         if image.shape[:2] != (self.header.height, self.header.width):
             raise ValueError(f"keyframe is {image.shape[:2]}, header says {(self.header.height, self.header.width)}")
-        if face is not None and not self.header.num_face:
-            raise ValueError("a source face needs a stream with the expression channel (header num_face > 0)")
+        if face is not None and face.code.shape != (self.header.num_face,):
+            raise ValueError(f"a source face needs a stream with its expression channel (header num_face "
+                             f"{self.header.num_face}, the face's code has {face.code.size})")
         coded = encode_keyframe(image, **self._keyframe_options)
         self._pending_keyframe = (encode_face(face) if self.header.num_face else b"") + coded
         return coded

@@ -6,9 +6,10 @@ coded image. WebP is the default; JPEG is used when Pillow was built without Web
 decoder checks the coded image's size against the stream header before decoding any pixel.
 
 Face section (big-endian): has_face (1 byte, 0 or 1), then when 1: the N = len(SOURCE_POINTS)
-landmark points (x, y) as int16 in 1/16 pixel (4N bytes), then the (2, 3) canonical-to-image
-map as float32 (24 bytes). has_face 0: the sender found no face in the source, and the receiver
-renders the source's expression.
+landmark points (x, y) as int16 in 1/16 pixel (4N bytes), the (2, 3) canonical-to-image map as
+float32 (24 bytes) and the source's expression code, P float32 (4P bytes, P = the header's
+num_face). has_face 0: the sender found no face in the source; the receiver renders the source's
+expression.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .errors import InvalidFieldError
 
 DEFAULT_QUALITY = 90
 POINT_UNIT = 16  # face points are sent in 1/16 pixel
-_FACE_BYTES = 4 * len(SOURCE_POINTS) + 24
+_FIXED_FACE_BYTES = 4 * len(SOURCE_POINTS) + 24  # points and map; the code's 4P follow
+MAX_CODE = 64.0  # |code| of any real face is below ≈ 2 (canonical units)
 
 
 class ImageCodec(enum.IntEnum):
@@ -98,21 +100,26 @@ def encode_face(face: SourceFace | None) -> bytes:
     points = np.rint(face.points.astype(np.float64) * POINT_UNIT)
     if np.abs(points).max() > np.iinfo(np.int16).max:
         raise ValueError("face points must lie within ±2047 pixels")
-    return b"\x01" + points.astype(">i2").tobytes() + face.to_image.astype(">f4").tobytes()
+    code = face.code.astype(">f4").tobytes()
+    return b"\x01" + points.astype(">i2").tobytes() + face.to_image.astype(">f4").tobytes() + code
 
 
-def decode_face(body: bytes, height: int, width: int) -> tuple[SourceFace | None, bytes]:
+def decode_face(body: bytes, height: int, width: int, num_face: int) -> tuple[SourceFace | None, bytes]:
     """(the face of a version-2 KEYFRAME body, the rest of the body: codec byte + image)."""
     if not body or body[0] not in (0, 1):
         raise InvalidFieldError(f"keyframe has_face byte {body[:1]!r} is not 0 or 1")
     if body[0] == 0:
         return None, body[1:]
-    if len(body) < 1 + _FACE_BYTES:
-        raise InvalidFieldError(f"keyframe face section needs {_FACE_BYTES} bytes, body has {len(body) - 1}")
+    size = _FIXED_FACE_BYTES + 4 * num_face
+    if len(body) < 1 + size:
+        raise InvalidFieldError(f"keyframe face section needs {size} bytes, body has {len(body) - 1}")
     n = 2 * len(SOURCE_POINTS)
     points = np.frombuffer(body, ">i2", n, 1).astype(np.float32).reshape(-1, 2) / POINT_UNIT
     to_image = np.frombuffer(body, ">f4", 6, 1 + 2 * n).astype(np.float32).reshape(2, 3)
-    size = max(height, width)
-    if not np.isfinite(to_image).all() or np.abs(to_image).max() > 1e4 or np.abs(points).max() > 2 * size:
-        raise InvalidFieldError("keyframe face section holds values outside the image's range")
-    return SourceFace(points, to_image), body[1 + _FACE_BYTES:]
+    code = np.frombuffer(body, ">f4", num_face, 1 + _FIXED_FACE_BYTES).astype(np.float32)
+    side = max(height, width)
+    values = np.concatenate([to_image.ravel(), code])
+    if not np.isfinite(values).all() or np.abs(to_image).max() > 1e4 or np.abs(code).max(initial=0) > MAX_CODE \
+            or np.abs(points).max() > 2 * side:
+        raise InvalidFieldError("keyframe face section holds values outside their range")
+    return SourceFace(points, to_image, code), body[1 + size:]

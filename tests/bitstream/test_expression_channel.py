@@ -29,7 +29,7 @@ def face_motions() -> list[Motion]:
 def source_face() -> SourceFace:
     rng = np.random.default_rng(0)
     points = rng.uniform(-3.0, 259.0, (len(SOURCE_POINTS), 2))
-    return SourceFace(points, rng.normal(size=(2, 3)) * 60)
+    return SourceFace(points, rng.normal(size=(2, 3)) * 60, rng.normal(size=P) * 0.3)
 
 
 def _encode(motions, image, face, header=HEADER):
@@ -82,6 +82,7 @@ def test_stream_round_trip_within_half_a_step(face_motions, smooth_image, source
     assert first.keyframe is not None and first.face is not None
     assert np.abs(first.face.points - source_face.points).max() <= 1 / 32 + 1e-6
     np.testing.assert_allclose(first.face.to_image, source_face.to_image, rtol=1e-6)
+    np.testing.assert_array_equal(first.face.code, source_face.code)
     # the expression channel's rate: a few hundred bit/s on top of the motion
     plain_chunks, _ = _encode([dataclasses.replace(m, face=np.zeros(0)) for m in face_motions], smooth_image, None,
                               StreamHeader())
@@ -100,23 +101,26 @@ def test_encoder_refuses_mismatched_coefficients_and_faces(face_motions, smooth_
         Encoder(HEADER).encode(dataclasses.replace(face_motions[0], face=np.zeros(3)), 0)
     with pytest.raises(ValueError, match="expression channel"):
         Encoder(StreamHeader()).request_keyframe(smooth_image, source_face)
+    with pytest.raises(ValueError, match="expression channel"):
+        Encoder(StreamHeader(face_basis=1, num_face=3)).request_keyframe(smooth_image, source_face)
 
 
 def test_face_section_rejects_bad_values(source_face):
     body = encode_face(source_face)
-    assert decode_face(body + b"img", 256, 256)[1] == b"img"
+    assert decode_face(body + b"img", 256, 256, P)[1] == b"img"
     with pytest.raises(InvalidFieldError, match="has_face"):
-        decode_face(b"\x07" + body[1:], 256, 256)
+        decode_face(b"\x07" + body[1:], 256, 256, P)
     with pytest.raises(InvalidFieldError, match="needs"):
-        decode_face(body[:40], 256, 256)
+        decode_face(body[:40], 256, 256, P)
     far = bytearray(body)
     far[1:3] = (30000).to_bytes(2, "big")  # 1875 px: outside a 256² picture's range
     with pytest.raises(InvalidFieldError, match="range"):
-        decode_face(bytes(far), 256, 256)
-    nan = bytearray(body)
-    nan[-4:] = np.array([np.nan], ">f4").tobytes()
-    with pytest.raises(InvalidFieldError, match="range"):
-        decode_face(bytes(nan), 256, 256)
+        decode_face(bytes(far), 256, 256, P)
+    for bad in (np.nan, 1e30):
+        code = bytearray(body)
+        code[-4:] = np.array([bad], ">f4").tobytes()
+        with pytest.raises(InvalidFieldError, match="range"):
+            decode_face(bytes(code), 256, 256, P)
 
 
 def test_fuzz_damaged_and_forged_packets_never_raise(face_motions, smooth_image, source_face):

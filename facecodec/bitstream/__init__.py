@@ -10,14 +10,17 @@ Stream header (sent once; big-endian; sizes in bytes):
 | field                        | size  | meaning                                          |
 | ---------------------------- | ----- | ------------------------------------------------ |
 | magic                        | 4     | b"FCDC"                                          |
-| version                      | 1     | 1                                                |
-| body_length                  | 2     | bytes of the body (preset_length … step_exp)     |
+| version                      | 1     | 1, or 2 with the expression channel              |
+| body_length                  | 2     | bytes of the body (preset_length … step_face)    |
 | preset_length, preset        | 1 + n | ASCII preset name, 1…32 chars ("lite", "vox256") |
 | num_kp                       | 1     | K, keypoints per frame                           |
 | height, width                | 2 + 2 | source image size, pixels                        |
 | fps_num, fps_den             | 2 + 2 | frame rate as a fraction (25/1, 30000/1001)      |
 | intra_interval               | 2     | frames between intra MOTION packets              |
 | step_angle, step_t, step_exp | 8 × 3 | float64 base steps: degrees, normalised units    |
+| face_basis (version 2)       | 4     | id of the expression basis (`ExpressionBasis.id`) |
+| num_face (version 2)         | 1     | P ≥ 1, expression-channel coefficients per frame |
+| step_face (version 2)        | 8     | float64 base step of the coefficients            |
 | crc32                        | 4     | zlib.crc32 of all preceding header bytes         |
 
 Packet (every packet; big-endian):
@@ -32,14 +35,17 @@ Packet (every packet; big-endian):
 | crc32        | 4    | zlib.crc32 of all preceding packet bytes, length included        |
 
 MOTION body: qscale (1 byte, 0…47: every step × (8 + q mod 8)·2^(q div 8)/64, 24 → ×1)
-then the range-coded levels of the 6 + 3K values [yaw, pitch, roll, t0…t2, exp kp-major]
+then the range-coded levels of the 6 + 3K + P values [yaw, pitch, roll, t0…t2, exp kp-major,
+face coefficients (version 2, `facecodec.expression`)]
 (constriction range coder, big-endian 32-bit words). Intra packets code levels of the
 values, predicted packets levels of the residual against the previous reconstruction.
 Each level is a signed bucket ±bitlength(|level|) (adaptive discrete-Laplace model) and,
 from |bucket| ≥ 2 on, |bucket| − 1 uniform mantissa bits. Frame 0, every intra_interval-th
 frame and frames after `Encoder.request_intra()` are intra; an intra packet resets all
 prediction and model state, so it alone resynchronises a decoder.
-KEYFRAME body: codec (1 byte: 1 WebP, 2 JPEG) then the coded (H, W, 3) RGB source image.
+KEYFRAME body: [version 2: the source's face, `keyframe.encode_face`: has_face, N landmark points,
+their canonical map and the source's expression code] codec (1 byte: 1 WebP, 2 JPEG) then the
+coded (H, W, 3) RGB source image.
 A KEYFRAME after the first is a REFRESH: the receiver renders from it on. `RefreshPolicy` sends
 one when the head has turned or moved too far from the current source for one picture to serve.
 

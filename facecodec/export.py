@@ -89,17 +89,17 @@ def _stamp_shapes(path: Path, spec: ModelSpec, cfg: ModelConfig) -> None:
 
 
 def to_plugin_variant(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace every 5-D GridSample by a `GridSample3D` plugin node backed by a local function."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    ranks = {
-        v.name: len(v.type.tensor_type.shape.dim)
-        for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
-    }
+    """Replace every 5-D GridSample by a `GridSample3D` plugin node backed by a local function.
+
+    Which GridSamples are 5-D is decided for each one from every rank the graph gives
+    (`grid_sample_ranks`); an undecidable one, or a 5-D one left over, fails the export: TensorRT
+    has no 5-D GridSample, and the engine build would fail far from here."""
+    ranks = grid_sample_ranks(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     replaced = 0
     for i, node in enumerate(out.graph.node):
-        if node.op_type != "GridSample" or ranks.get(node.input[0]) != 5:
+        if not _is_grid_sample(node) or ranks[i] != 5:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("mode", b"linear") != b"linear" or attrs.get("padding_mode", b"zeros") != b"zeros":
@@ -116,7 +116,55 @@ def to_plugin_variant(model: onnx.ModelProto) -> onnx.ModelProto:
     out.functions.append(_grid_sample_function())
     out.opset_import.append(helper.make_opsetid(plugin_spec.ONNX_DOMAIN, plugin_spec.ONNX_DOMAIN_VERSION))
     onnx.checker.check_model(out)
+    left = [out.graph.node[i].name for i, rank in grid_sample_ranks(out).items() if rank == 5]
+    if left:
+        raise ValueError(f"5-D GridSample left in the TensorRT variant: {left}")
     return out
+
+
+def _is_grid_sample(node: onnx.NodeProto) -> bool:
+    return node.op_type == "GridSample" and node.domain in ("", "ai.onnx")
+
+
+def grid_sample_ranks(model: onnx.ModelProto) -> dict[int, int]:
+    """Rank (4: image warp, 5: volume warp) of each stock GridSample of the main graph, by node index.
+
+    GridSample's X, grid and Y share one rank, and grid's last axis holds rank - 2 coordinates; the
+    rank is whichever of these shape inference (with data propagation) knows, or the length of the
+    Transpose that lays out the grid. A GridSample none of them decides, or one whose sources
+    disagree, raises: guessing would leave a 5-D GridSample for TensorRT or replace a 4-D one."""
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    types = {v.name: v.type for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    nested = [n.name for n in model.graph.node for a in n.attribute if a.type in (a.GRAPH, a.GRAPHS)
+              and any(_is_grid_sample(m) for g in (a.g, *a.graphs) for m in g.node)]
+    if nested:
+        raise ValueError(f"GridSample inside the subgraphs of {nested}: not supported by the TensorRT variant")
+    ranks = {}
+    for i, node in enumerate(model.graph.node):
+        if not _is_grid_sample(node):
+            continue
+        x, grid = node.input[:2]
+        known = {"X": _rank(types.get(x)), "grid": _rank(types.get(grid)), "Y": _rank(types.get(node.output[0]))}
+        if known["grid"]:
+            last = types[grid].tensor_type.shape.dim[-1]
+            known["grid's last axis"] = last.dim_value + 2 if last.HasField("dim_value") else None
+        layout = producers.get(grid)
+        if layout is not None and layout.op_type == "Transpose":
+            perm = next((helper.get_attribute_value(a) for a in layout.attribute if a.name == "perm"), None)
+            known["grid's Transpose"] = len(perm) if perm else None
+        known = {source: rank for source, rank in known.items() if rank is not None}
+        if len(set(known.values())) != 1:
+            raise ValueError(f"GridSample {node.name or i}: cannot tell whether it is 4-D or 5-D "
+                             f"({known or 'no rank known'}); the TensorRT variant needs to know")
+        ranks[i] = known.popitem()[1]
+    return ranks
+
+
+def _rank(value_type: onnx.TypeProto | None) -> int | None:
+    if value_type is None or not value_type.HasField("tensor_type") or not value_type.tensor_type.HasField("shape"):
+        return None
+    return len(value_type.tensor_type.shape.dim)
 
 
 def _grid_sample_function() -> onnx.FunctionProto:

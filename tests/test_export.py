@@ -114,6 +114,71 @@ def test_trt_variant_has_plugin_nodes_and_no_5d_grid_sample(lite_export):
     assert any(o.domain == plugin_spec.ONNX_DOMAIN for o in trt.opset_import)
 
 
+def _warp_graph(grid_from: str) -> onnx.ModelProto:
+    """Two 5-D GridSamples: /known (X and grid of declared rank) and /hidden, whose X is reshaped to
+    a shape given at run time (rank unknown to shape inference), whose output is flattened, and whose
+    grid is `grid_from`: "input" (declared 5-D), "transpose" (a 5-axis Transpose of a tensor reshaped
+    at run time) or "reshape" (reshaped at run time: nothing tells the rank)."""
+    h, fl, i64 = onnx.helper, onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    inputs = [h.make_tensor_value_info("features", fl, ["N", 2, 3, 4, 5]),
+              h.make_tensor_value_info("grid", fl, ["N", 3, 4, 5, 3]),
+              h.make_tensor_value_info("flat", fl, ["N", 120]),
+              h.make_tensor_value_info("volume_shape", i64, ["k"]),
+              h.make_tensor_value_info("grid_shape", i64, ["j"])]
+    nodes = [h.make_node("GridSample", ["features", "grid"], ["known_out"], name="/known"),
+             h.make_node("Reshape", ["flat", "volume_shape"], ["volume"])]
+    if grid_from == "transpose":
+        nodes += [h.make_node("Reshape", ["grid", "grid_shape"], ["grid_channels_first"]),
+                  h.make_node("Transpose", ["grid_channels_first"], ["hidden_grid"], perm=[0, 2, 3, 4, 1])]
+    else:
+        nodes.append(h.make_node("Reshape" if grid_from == "reshape" else "Identity",
+                                 ["grid", "grid_shape"] if grid_from == "reshape" else ["grid"], ["hidden_grid"]))
+    nodes += [h.make_node("GridSample", ["volume", "hidden_grid"], ["hidden_out"], name="/hidden"),
+              h.make_node("Flatten", ["hidden_out"], ["hidden_flat"])]
+    outputs = [h.make_tensor_value_info("known_out", fl, ["N", 2, 3, 4, 5]),
+               h.make_tensor_value_info("hidden_flat", fl, ["N", None])]
+    graph = h.make_graph(nodes, "warps", inputs, outputs)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)])
+
+
+def _value_rank(model, name):
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    value = next((v for v in inferred.graph.value_info if v.name == name), None)
+    has_shape = value is not None and value.type.tensor_type.HasField("shape")
+    return len(value.type.tensor_type.shape.dim) if has_shape else None
+
+
+@pytest.mark.parametrize("grid_from", ["input", "transpose"])
+def test_plugin_variant_decides_5d_from_the_grid_when_x_has_no_known_rank(grid_from):
+    import onnxruntime as ort
+
+    from facecodec.export import grid_sample_ranks, to_plugin_variant
+
+    model = _warp_graph(grid_from)
+    assert _value_rank(model, "volume") is None and _value_rank(model, "hidden_out") is None  # X, Y of /hidden
+    assert list(grid_sample_ranks(model).values()) == [5, 5]
+    variant = to_plugin_variant(model)
+    assert [n.op_type for n in variant.graph.node if n.name in ("/known", "/hidden")] == [plugin_spec.PLUGIN_NAME] * 2
+    rng = np.random.default_rng(0)
+    grid = rng.uniform(-1.1, 1.1, (2, 3, 4, 5, 3)).astype(np.float32)
+    feeds = {"features": rng.standard_normal((2, 2, 3, 4, 5), dtype=np.float32), "grid": grid,
+             "flat": rng.standard_normal((2, 120), dtype=np.float32), "volume_shape": np.array([2, 2, 3, 4, 5]),
+             "grid_shape": np.array([2, 3, 3, 4, 5])}
+    if grid_from == "transpose":
+        feeds["grid"] = np.ascontiguousarray(grid.transpose(0, 4, 1, 2, 3)).reshape(grid.shape)
+    plain, plugin = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+                     for m in (model, variant))
+    for got, expected in zip(plugin, plain):  # ONNX Runtime runs the plugin nodes by their local function
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_plugin_variant_fails_on_a_grid_sample_of_unknown_rank():
+    from facecodec.export import to_plugin_variant
+
+    with pytest.raises(ValueError, match="GridSample /hidden: cannot tell whether it is 4-D or 5-D"):
+        to_plugin_variant(_warp_graph("reshape"))
+
+
 def test_export_cli_vox256_from_reference_checkpoint(tmp_path):
     """acceptance: a checkpoint with exactly the reference keys loads strictly and exports; the CLI
     checks each file against PyTorch (its default tolerance, 1e-3). Random N(0, 1/fan_in) weights

@@ -9,7 +9,8 @@ config allows (1 .. max_batch_size, opt from the settings; `gpu.profile_batches`
 shapes of the preset, sharing one timing cache. warp_decoder is built from warp_decoder_trt.onnx,
 whose 5-D grid samples are `GridSample3D` plugin nodes backed by a model-local ONNX function (so ONNX
 Runtime can run that file): TensorRT's parser would inline the function, so it is stripped first and
-the parser falls back to the plugin registered by libfacecodec_plugins.so.
+the parser falls back to the plugin registered by libfacecodec_plugins.so. The stock (4-D) GridSample
+left in that file gets its mode in the spelling TensorRT's parser knows (`tensorrt_model`).
 
 Engines are specific to the GPU model and the TensorRT version that built them. Each plan gets a
 stamp (`engine.json`: ONNX and plugin digests, shapes, precision, GPU, TensorRT) that `--if-stale`
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import onnx
+from onnx import helper
 
 from facecodec import io_spec, plugin_spec
 from facecodec.presets import get_preset
@@ -51,6 +53,12 @@ SOURCES = {
 }
 PLAN, STAMP = "model.plan", "engine.json"
 STRIPPED_SUFFIX = ".plugin.onnx"  # the plugin variant without its local function, as TensorRT parses it
+# GridSample mode → the name TensorRT's ONNX parser knows. Opset 20 renamed bilinear/bicubic to
+# linear/cubic; the parser (onnx-tensorrt's GridSample importer) still compares against the opset-16
+# names and samples nearest-neighbour for any other string, without a warning (NVIDIA/TensorRT#4646).
+# An absent mode is linear interpolation in every opset.
+TENSORRT_GRID_SAMPLE_MODES = {"linear": "bilinear", "bilinear": "bilinear", "cubic": "bicubic", "bicubic": "bicubic",
+                              "nearest": "nearest"}
 TRTEXEC_ENV = "FACECODEC_TRTEXEC"
 TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec", "/opt/tensorrt/bin/trtexec")  # NVIDIA's containers
 
@@ -134,13 +142,71 @@ def strip_plugin_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _nodes(graph: onnx.GraphProto):
+    """Every node of `graph`, those of its subgraphs (If, Loop, Scan bodies) included."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in (attr.g, *attr.graphs) if attr.HasField("g") else attr.graphs:
+                yield from _nodes(sub)
+
+
+def _grid_samples(model: onnx.ModelProto):
+    return [n for n in _nodes(model.graph) if n.op_type == "GridSample" and n.domain in ("", "ai.onnx")]
+
+
+def spell_grid_sample_modes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every stock GridSample's `mode` written as TensorRT's parser knows it
+    (`TENSORRT_GRID_SAMPLE_MODES`): opset 20's "linear" would otherwise become nearest-neighbour.
+    Only for the file TensorRT parses: ONNX Runtime rejects the old names at opset 20."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in _grid_samples(out):
+        modes = [a for a in node.attribute if a.name == "mode"]
+        mode = helper.get_attribute_value(modes[0]).decode() if modes else "linear"
+        if mode not in TENSORRT_GRID_SAMPLE_MODES:
+            raise ValueError(f"GridSample {node.name} has mode {mode!r}, which TensorRT's parser does not know")
+        for attr in modes:
+            node.attribute.remove(attr)
+        node.attribute.append(helper.make_attribute("mode", TENSORRT_GRID_SAMPLE_MODES[mode]))
+    return out
+
+
+def tensorrt_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """warp_decoder_trt.onnx as TensorRT's parser must receive it: without the local plugin function
+    (`strip_plugin_functions`) and with TensorRT's GridSample mode names (`spell_grid_sample_modes`)."""
+    from facecodec.export import grid_sample_ranks  # imports torch: only when a plugin variant is prepared
+
+    volumes = [model.graph.node[i].name for i, rank in grid_sample_ranks(model).items() if rank == 5]
+    if volumes:
+        raise ValueError(f"warp_decoder_trt.onnx: 5-D GridSample {volumes} not replaced by the plugin; re-export")
+    out = spell_grid_sample_modes(strip_plugin_functions(model))
+    check_tensorrt_model(out, "warp_decoder_trt.onnx")
+    return out
+
+
+def check_tensorrt_model(model: onnx.ModelProto, name: str) -> None:
+    """Refuse what TensorRT's parser would build wrongly: a model-local function (the parser inlines
+    it) or a GridSample whose mode it does not know (it would sample nearest-neighbour)."""
+    if model.functions:
+        raise ValueError(f"{name}: local functions {[f.name for f in model.functions]} would be inlined by TensorRT")
+    for node in _grid_samples(model):
+        mode = next((helper.get_attribute_value(a).decode() for a in node.attribute if a.name == "mode"), None)
+        if mode is not None and mode not in set(TENSORRT_GRID_SAMPLE_MODES.values()):
+            raise ValueError(f"{name}: GridSample {node.name} has mode {mode!r}, which TensorRT's parser reads as "
+                             f"nearest (spell_grid_sample_modes writes the name it knows)")
+
+
 def prepare(job: EngineJob) -> Path:
-    """The file TensorRT parses for `job` (writes the stripped plugin variant)."""
+    """The file TensorRT parses for `job`: the plugin variant goes through `tensorrt_model`; the other
+    exports are parsed as they are, once checked (`check_tensorrt_model`)."""
     if not job.onnx.is_file():
         raise FileNotFoundError(f"{job.onnx} is missing; export first (facecodec export --out {job.onnx.parent})")
     if job.plugin:
         job.parse_path.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(strip_plugin_functions(onnx.load(str(job.onnx))), str(job.parse_path))
+        onnx.save(tensorrt_model(onnx.load(str(job.onnx))), str(job.parse_path))
+    else:
+        check_tensorrt_model(onnx.load(str(job.onnx), load_external_data=False), job.onnx.name)
     return job.parse_path
 
 

@@ -114,6 +114,60 @@ def test_trt_variant_has_plugin_nodes_and_no_5d_grid_sample(lite_export):
     assert any(o.domain == plugin_spec.ONNX_DOMAIN for o in trt.opset_import)
 
 
+def measured_grid_sample_ranks(path, cfg) -> dict[str, int]:
+    """Rank of every GridSample's X in the plain export, measured by running it in ONNX Runtime
+    (independent of the shape inference the exporter uses to decide)."""
+    from facecodec.export import example_inputs
+    from facecodec.runtime import OrtRunner
+
+    model = onnx.load(str(path))
+    samples = {n.input[0]: n.name for n in model.graph.node if n.op_type == "GridSample"}
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in samples)
+    probe = path.with_name("grid_sample_probe.onnx")
+    onnx.save(model, str(probe))
+    spec = io_spec.WARP_DECODER
+    feeds = {n: x.numpy() for n, x in zip(spec.input_names, example_inputs(spec, cfg))}
+    with OrtRunner(probe, threads=2) as runner:
+        got = runner.infer(feeds)
+    probe.unlink()
+    return {name: got[x].ndim for x, name in samples.items()}
+
+
+def assert_as_tensorrt_receives_it(onnx_dir, tmp_path, ranks: dict[str, int]):
+    """warp_decoder_trt.onnx after export.engines.prepare, the file TensorRT's parser reads: every 5-D
+    grid sample is a GridSample3D plugin node carrying the creator's fields, every other GridSample has
+    a mode TensorRT's importer knows, and no model-local function is left."""
+    from export import engines
+    from facecodec.serving.settings import ServingSettings
+    from tests.plugins.test_plugin_spec import creator_field_names
+
+    (job,) = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "work", ServingSettings(),
+                                 models=["warp_decoder"])
+    parsed = onnx.load(str(engines.prepare(job)))
+    assert list(parsed.functions) == []
+    nodes = {n.name: n for n in parsed.graph.node}
+    for name, rank in ranks.items():
+        node = nodes[name]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if rank == 5:
+            assert (node.domain, node.op_type) == (plugin_spec.ONNX_DOMAIN, plugin_spec.PLUGIN_NAME), name
+            assert set(attrs) == creator_field_names() | {"plugin_version", "plugin_namespace"}
+            assert attrs["plugin_version"].decode() == plugin_spec.PLUGIN_VERSION
+        else:
+            assert (node.domain, node.op_type) == ("", "GridSample"), name
+            assert attrs["mode"] in (b"bilinear", b"bicubic", b"nearest"), f"{name}: TensorRT would sample nearest"
+    stock = {n.name for n in parsed.graph.node if n.op_type == "GridSample"}
+    assert stock == {name for name, rank in ranks.items() if rank != 5}
+    assert sum(n.op_type == plugin_spec.PLUGIN_NAME for n in parsed.graph.node) == sum(r == 5 for r in ranks.values())
+
+
+def test_trt_variant_as_tensorrt_receives_it(lite_export, tmp_path):
+    model, out = lite_export
+    ranks = measured_grid_sample_ranks(out / "warp_decoder.onnx", model.cfg)
+    assert sorted(ranks.values()) == [4, 5, 5]  # the image warp; the motion field's and the generator's
+    assert_as_tensorrt_receives_it(out, tmp_path, ranks)
+
+
 def _warp_graph(grid_from: str) -> onnx.ModelProto:
     """Two 5-D GridSamples: /known (X and grid of declared rank) and /hidden, whose X is reshaped to
     a shape given at run time (rank unknown to shape inference), whose output is flattened, and whose
@@ -196,6 +250,9 @@ def test_vox256_parity_on_real_frames(tmp_path, sample_frames):
     model = build_model("vox256", seed=0)  # default initialisation: no checkpoint ships here
     export_all(model, tmp_path)
     assert_parity(model, tmp_path, sample_frames, driving=(60,))  # batch 1: 6 s per vox256 frame
+    ranks = measured_grid_sample_ranks(tmp_path / "warp_decoder.onnx", model.cfg)
+    assert sorted(ranks.values()) == [5, 5]  # no image warp in vox256
+    assert_as_tensorrt_receives_it(tmp_path, tmp_path / "trt", ranks)
 
 
 def test_export_cli_names_a_bad_key(tmp_path, caplog):

@@ -99,11 +99,63 @@ def test_stripping_refuses_graphs_it_does_not_understand(plugin_model):
         engines.strip_plugin_functions(broken)
 
 
+def _modes(model) -> dict[str, str]:
+    return {n.name: helper.get_attribute_value(next(a for a in n.attribute if a.name == "mode")).decode()
+            for n in model.graph.node if n.op_type == "GridSample"}
+
+
+def test_tensorrt_model_spells_grid_sample_modes_as_the_parser_knows_them(plugin_model):
+    # opset 20's "linear" reaches onnx-tensorrt's GridSample importer as an unknown string: nearest
+    assert _modes(plugin_model) == {"/warp/GridSample_1": "linear"}
+    parsed = engines.tensorrt_model(plugin_model)
+    assert _modes(parsed) == {"/warp/GridSample_1": "bilinear"}
+    (warp,) = [n for n in parsed.graph.node if n.op_type == "GridSample"]
+    attrs = {a.name: helper.get_attribute_value(a) for a in warp.attribute}
+    assert attrs == {"mode": b"bilinear", "padding_mode": b"border", "align_corners": 1}
+    assert not parsed.functions and len(_plugin_nodes(parsed)) == 1
+    assert _modes(plugin_model) == {"/warp/GridSample_1": "linear"}  # the ONNX Runtime file keeps opset 20's name
+
+
+@pytest.mark.parametrize("mode, expected", [("linear", "bilinear"), ("cubic", "bicubic"), ("nearest", "nearest"),
+                                            ("bilinear", "bilinear"), (None, "bilinear")])
+def test_every_grid_sample_mode_gets_tensorrts_name(mode, expected):
+    attrs = {"mode": mode} if mode else {}
+    node = helper.make_node("GridSample", ["image", "flow"], ["warped"], name="warp", **attrs)
+    x = helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 1, 4, 4])
+    grid = helper.make_tensor_value_info("flow", onnx.TensorProto.FLOAT, [1, 4, 4, 2])
+    y = helper.make_tensor_value_info("warped", onnx.TensorProto.FLOAT, [1, 1, 4, 4])
+    model = helper.make_model(helper.make_graph([node], "g", [x, grid], [y]))
+    assert _modes(engines.spell_grid_sample_modes(model)) == {"warp": expected}
+    del model.graph.node[0].attribute[:]
+    model.graph.node[0].attribute.append(helper.make_attribute("mode", "trilinear"))
+    with pytest.raises(ValueError, match="'trilinear', which TensorRT's parser does not know"):
+        engines.spell_grid_sample_modes(model)
+
+
+def test_what_tensorrt_would_misread_is_refused(plugin_model):
+    with pytest.raises(ValueError, match="local functions"):
+        engines.check_tensorrt_model(plugin_model, "warp_decoder_trt.onnx")
+    stripped = engines.strip_plugin_functions(plugin_model)
+    with pytest.raises(ValueError, match="'linear', which TensorRT's parser reads as nearest"):
+        engines.check_tensorrt_model(stripped, "warp_decoder_trt.onnx")
+    engines.check_tensorrt_model(engines.spell_grid_sample_modes(stripped), "warp_decoder_trt.onnx")
+
+
+def test_an_encoder_with_a_misread_grid_sample_is_refused(tmp_path):
+    from tests.export.conftest import grid_sample_model
+
+    onnx.save(grid_sample_model(), str(tmp_path / "motion_encoder.onnx"))
+    (job,) = engines.engine_jobs(tmp_path, tmp_path / "repo", tmp_path / "w", LITE, models=["motion_encoder"])
+    with pytest.raises(ValueError, match="motion_encoder.onnx: GridSample /warp/GridSample has mode 'linear'"):
+        engines.prepare(job)
+
+
 def test_prepare_writes_the_stripped_file_tensorrt_parses(onnx_dir, tmp_path):
     jobs = {j.name: j for j in engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "work", LITE)}
     assert engines.prepare(jobs["motion_encoder"]) == onnx_dir / "motion_encoder.onnx"
     parsed = onnx.load(str(engines.prepare(jobs["warp_decoder"])))
     assert not parsed.functions and len(_plugin_nodes(parsed)) == 1
+    assert _modes(parsed) == {"/warp/GridSample_1": "bilinear"}
     with pytest.raises(FileNotFoundError, match="export first"):
         engines.prepare(engines.engine_jobs(tmp_path / "none", tmp_path, tmp_path, LITE, models=["motion_encoder"])[0])
 

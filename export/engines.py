@@ -309,35 +309,57 @@ def find_trtexec(explicit: str | None = None) -> str | None:
 
 
 def tensorrt_version(builder: str, trtexec: str | None) -> str:
-    """The TensorRT that builds (and must serve) the plans: $TRT_VERSION in NVIDIA's containers,
-    else the Python module's version or trtexec's banner."""
-    if os.environ.get("TRT_VERSION"):
-        return os.environ["TRT_VERSION"]
+    """The TensorRT that builds the plans, as the builder reports it: the Python module's version, or
+    trtexec's banner. $TRT_VERSION (set by NVIDIA's containers for their own TensorRT) names the
+    server's TensorRT, not necessarily the builder's: a difference is logged, never trusted."""
     if builder == "python":
-        import tensorrt as trt
+        version = _import_tensorrt().__version__
+    else:
+        try:
+            out = subprocess.run([trtexec, "--help"], capture_output=True, text=True, timeout=60)
+            version = parse_trtexec_version(out.stdout + out.stderr) or "unknown"
+        except (OSError, subprocess.SubprocessError):
+            version = "unknown"
+    container = os.environ.get("TRT_VERSION")
+    if container and version != "unknown" and not _same_release(container, version):
+        log.warning("building with TensorRT %s, but $TRT_VERSION is %s: a server on TensorRT %s refuses these "
+                    "plans", version, container, container)
+    return version
 
-        return trt.__version__
+
+def _same_release(a: str, b: str) -> bool:
+    """'10.11.0.33' and '10.11.0' (trtexec's banner has three fields) name the same release."""
+    x, y = a.split("."), b.split(".")
+    n = min(len(x), len(y))
+    return x[:n] == y[:n]
+
+
+def _import_tensorrt():
+    """TensorRT's Python package; importing it loads its own libnvinfer (a wheel's lies beside the
+    package, off the loader's path), which a plugin library loaded afterwards then links against."""
     try:
-        out = subprocess.run([trtexec, "--help"], capture_output=True, text=True, timeout=60)
-        return parse_trtexec_version(out.stdout + out.stderr) or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        import tensorrt as trt
+    except ImportError as err:
+        raise RuntimeError(f"TensorRT's Python package is not importable ({err}); build with trtexec") from err
+    return trt
 
 
 def load_plugin(path: str | Path | None = None) -> Path:
     """Load the GridSample3D plugin library into this process (RTLD_GLOBAL; loading runs its creator's
     static registration) and check that TensorRT now finds the creator. The path is `path` or
-    $FACECODEC_PLUGIN_LIB. This is the only place the library is loaded from Python."""
-    lib = plugin_library(path)
-    ctypes.CDLL(str(lib.resolve()), mode=ctypes.RTLD_GLOBAL)
-    if importlib.util.find_spec("tensorrt") is not None:
-        import tensorrt as trt
+    $FACECODEC_PLUGIN_LIB. This is the only place the library is loaded from Python.
 
-        creator = trt.get_plugin_registry().get_creator(
-            plugin_spec.PLUGIN_NAME, plugin_spec.PLUGIN_VERSION, plugin_spec.PLUGIN_NAMESPACE
-        )
-        if creator is None:
-            raise RuntimeError(f"{lib} loaded but TensorRT has no {plugin_spec.PLUGIN_NAME} creator")
+    TensorRT is imported first: the library needs libnvinfer, and only the copy TensorRT's package
+    loaded is the one whose registry the builder reads (loaded first, the library would find no
+    libnvinfer under a wheel install, or another copy on the loader's path)."""
+    lib = plugin_library(path)
+    trt = _import_tensorrt()
+    ctypes.CDLL(str(lib.resolve()), mode=ctypes.RTLD_GLOBAL)
+    creator = trt.get_plugin_registry().get_creator(
+        plugin_spec.PLUGIN_NAME, plugin_spec.PLUGIN_VERSION, plugin_spec.PLUGIN_NAMESPACE
+    )
+    if creator is None:
+        raise RuntimeError(f"{lib} loaded but TensorRT {trt.__version__} has no {plugin_spec.PLUGIN_NAME} creator")
     return lib
 
 

@@ -439,7 +439,7 @@ def build(jobs: list[EngineJob], options: BuildOptions, *, builder: str = "auto"
     target = Target(*gpu_identity(), tensorrt_version(builder, trtexec))
     log.info("building with %s for %s (sm %s), TensorRT %s", builder, target.gpu, target.compute_capability,
              target.tensorrt)
-    _reset_timing_cache(options.timing_cache, target)
+    _reset_timing_cache(options.timing_cache, target, options.plugin if any(j.plugin for j in jobs) else None)
     report = BuildReport()
     if builder == "python" and any(j.plugin for j in jobs):
         load_plugin(options.plugin)
@@ -462,15 +462,22 @@ def build(jobs: list[EngineJob], options: BuildOptions, *, builder: str = "auto"
     return report
 
 
-def _reset_timing_cache(path: Path, target: Target) -> None:
-    """Timing caches are per GPU and TensorRT version: drop one made for another target."""
+def _reset_timing_cache(path: Path, target: Target, plugin: Path | None = None) -> None:
+    """Timing caches are per GPU and TensorRT version, and hold the plugin's timings too (it has a
+    timing-cache ID): drop one made for another target or another plugin build. A build without the
+    plugin keeps the plugin build the cache was made with."""
     owner = path.with_name(path.name + ".json")
-    mine = json.dumps(target.__dict__, sort_keys=True)
-    if path.is_file() and (not owner.is_file() or owner.read_text() != mine):
-        log.info("timing cache %s was made for another GPU or TensorRT; starting a new one", path)
+    try:
+        theirs = json.loads(owner.read_text())
+    except (OSError, ValueError):
+        theirs = None
+    mine = dict(target.__dict__)
+    mine["plugin_sha256"] = file_digest(plugin) if plugin else (theirs or {}).get("plugin_sha256")
+    if path.is_file() and theirs != mine:
+        log.info("timing cache %s was made for another GPU, TensorRT or plugin build; starting a new one", path)
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    owner.write_text(mine)
+    owner.write_text(json.dumps(mine, sort_keys=True))
 
 
 # --- CLI -------------------------------------------------------------------------------------

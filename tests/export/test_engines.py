@@ -309,6 +309,24 @@ def test_a_new_gpu_rebuilds_and_drops_the_timing_cache(onnx_dir, tmp_path, fake_
     assert not cache.exists()
 
 
+def test_a_rebuilt_plugin_drops_the_timing_cache_that_holds_its_timings(onnx_dir, tmp_path, fake_trtexec):
+    plugin = tmp_path / "libfacecodec_plugins.so"
+    plugin.write_bytes(b"build 1")
+    cache = tmp_path / "w" / "timing.cache"
+    everything = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE)
+    build = lambda jobs: engines.build(jobs, engines.BuildOptions(cache, plugin), builder="trtexec",  # noqa: E731
+                                       trtexec=str(fake_trtexec))
+    build(everything)
+    cache.write_bytes(b"timings, the plugin's among them")
+    build([j for j in everything if not j.plugin])  # no plugin involved: the cache stays
+    assert cache.read_bytes() == b"timings, the plugin's among them"
+    build(everything)  # the same plugin build
+    assert cache.is_file()
+    plugin.write_bytes(b"build 2")
+    build(everything)
+    assert not cache.exists()
+
+
 def test_without_a_known_gpu_every_start_rebuilds(onnx_dir, tmp_path, fake_trtexec, monkeypatch):
     monkeypatch.setattr(engines, "gpu_identity", lambda: ("unknown", "unknown"))
     jobs = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE, models=["appearance_encoder"])

@@ -37,17 +37,18 @@ from pathlib import Path
 import onnx
 
 from facecodec import io_spec, plugin_spec
+from facecodec.commands import run_command
 from facecodec.presets import get_preset
-from facecodec.serving.gpu import PLUGIN_ENV, plugin_library, profile_batches
-from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments
+from facecodec.serving.gpu import PLUGIN_ENV, plugin_library
+from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments, profile_batches
 
 log = logging.getLogger("export.engines")
 
-# Which exported file each engine is built from (facecodec.export writes all of them).
+# Which exported file each engine is built from (facecodec.onnx_export writes all of them).
 SOURCES = {
     "motion_encoder": "motion_encoder.onnx",
     "appearance_encoder": "appearance_encoder.onnx",
-    "warp_decoder": "warp_decoder_trt.onnx",  # the plugin variant (facecodec.export.PLUGIN_SUFFIX)
+    "warp_decoder": "warp_decoder_trt.onnx",  # the plugin variant (facecodec.onnx_export.PLUGIN_SUFFIX)
 }
 PLAN, STAMP = "model.plan", "engine.json"
 STRIPPED_SUFFIX = ".plugin.onnx"  # the plugin variant without its local function, as TensorRT parses it
@@ -436,8 +437,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # a clear line, not a traceback
-        log.error("%s", err)
-        sys.exit(1)
+    sys.exit(run_command(main, log))

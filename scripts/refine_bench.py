@@ -1,4 +1,4 @@
-"""Speed of the sender's motion search (`facecodec.refine`) against one plain render, same run.
+"""Speed of the sender's motion search (`facecodec.codec.refine`) against one plain render, same run.
 
     PYTHONPATH=. python3 scripts/refine_bench.py --device cuda --out "$OUT/refine_bench.json"
 
@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from facecodec.pipeline import MotionBatch
+from facecodec.codec.pipeline import MotionBatch
 from facecodec.kinematics import transform_keypoints
-from facecodec.refine import RefineConfig, _Renderer, refine_motion
+from facecodec.codec.refine import RefineConfig, _Renderer, refine_motion
 from facecodec.weights import build_model
 
 

@@ -23,8 +23,8 @@ from facecodec.eval.codec import self_reenact
 from facecodec.eval.compare import Evaluator
 from facecodec.eval.metrics import jitter
 from facecodec.media import read_video
-from facecodec.pipeline import TorchNetworks
-from facecodec.refine import RefineConfig, motion_search
+from facecodec.codec.pipeline import TorchNetworks
+from facecodec.codec.refine import RefineConfig, motion_search
 from facecodec.weights import build_model
 
 

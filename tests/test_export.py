@@ -10,8 +10,8 @@ import torch
 
 from facecodec import io_spec, plugin_spec
 from facecodec.cli import main as cli_main
-from facecodec.export import OPSET, export_all, served_modules
-from facecodec.pipeline import MotionBatch, OrtNetworks, Receiver, TorchNetworks, images_to_batch
+from facecodec.onnx_export import OPSET, export_all, served_modules
+from facecodec.codec.pipeline import MotionBatch, OrtNetworks, Receiver, TorchNetworks, images_to_batch
 from facecodec.weights import build_model
 
 from .test_checkpoint import synthetic_checkpoint
@@ -128,14 +128,15 @@ def test_export_cli_vox256_from_reference_checkpoint(tmp_path):
 
 
 def test_vox256_parity_on_real_frames(tmp_path, sample_frames):
-    model = build_model("vox256", seed=0)  # default initialisation: no checkpoint ships here
+    model = build_model("vox256", random_init=True)  # no checkpoint ships here
     export_all(model, tmp_path)
     assert_parity(model, tmp_path, sample_frames, driving=(60,))  # batch 1: 6 s per vox256 frame
 
 
 def test_export_cli_names_a_bad_key(tmp_path, caplog):
     ckpt = synthetic_checkpoint()
-    ckpt["generator"]["decoder.G_middle_2.conv_0.weight"] = ckpt["generator"].pop("decoder.G_middle_2.conv_0.weight_orig")
+    gen = ckpt["generator"]
+    gen["decoder.G_middle_2.conv_0.weight"] = gen.pop("decoder.G_middle_2.conv_0.weight_orig")
     path = tmp_path / "bad.pth.tar"
     torch.save(ckpt, path)
     assert cli_main(["export", "--preset", "vox256", "--checkpoint", str(path), "--out", str(tmp_path / "o")]) == 2

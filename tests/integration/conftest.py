@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from facecodec.client.calls import Connection
+from facecodec.bitstream import write_stream
+from facecodec.codec.pipeline import OrtNetworks
+from facecodec.codec.receiver import decode_file
+from facecodec.codec.sender import Sender, stream_header
 from facecodec.media import read_video, to_frames
-from facecodec.pipeline import OrtNetworks
-from facecodec.serving import codec, repository
+from facecodec.serving import repository
 from facecodec.serving.server import TritonServer
 from facecodec.serving.settings import ServingSettings
 
@@ -61,23 +64,22 @@ def stream_factory(local, tmp_path_factory):
     def make(first: int = 0, count: int = 8) -> Path:
         path = folder / f"clip_{first}_{count}.fcdc"
         if not path.exists():
-            header = codec.stream_header("lite", 15, 256, 25.0)
-            chunks, _ = codec.encode_video(local, frames[first : first + count], header)
-            path.write_bytes(header.to_bytes() + b"".join(chunks))
+            header = stream_header("lite", 15, 256, 25.0)
+            write_stream(path, header, Sender(local, header).send(frames[first : first + count]))
         return path
 
     return make
 
 
 def local_decode(local, stream: Path) -> np.ndarray:
-    return codec.decode_file(local, stream)
+    return decode_file(local, stream)
 
 
 def assert_close_frames(got: np.ndarray, expected: np.ndarray, min_db: float = PSNR_MIN_DB) -> float:
-    from facecodec.client.calls import psnr
+    from facecodec.quality import psnr
 
     assert got.shape == expected.shape, f"{got.shape} != {expected.shape}"
-    value = psnr(got, expected)
+    value = psnr(got, expected, per_frame=False)
     assert value >= min_db, f"PSNR {value:.1f} dB < {min_db} dB"
     return value
 

@@ -12,11 +12,12 @@ import pytest
 from facecodec.bitstream import RefreshPolicy, read_stream
 from facecodec.client import calls
 from facecodec.client.cli import main as client_main
+from facecodec.codec.pipeline import ViewEdit, encode_frames, images_to_batch
+from facecodec.codec.receiver import receive
+from facecodec.codec.sender import encode_file
+from facecodec.codec.session import FrameRequest, SessionStore
 from facecodec.media import ffmpeg_exe, read_video, to_frames, write_video
-from facecodec.pipeline import ViewEdit, encode_frames, images_to_batch
-from facecodec.serving import codec
 from facecodec.serving.server import model_metric
-from facecodec.serving.session import FrameRequest, SessionStore
 
 from .conftest import assert_close_frames, local_decode
 
@@ -35,7 +36,7 @@ def test_server_is_healthy_on_loopback(triton):
 
 def test_encode_matches_in_process(conn, local, clip, tmp_path):
     calls.encode(conn, clip, tmp_path / "remote.fcdc", max_frames=10)
-    codec.encode_file(local, clip, tmp_path / "local.fcdc", preset="lite", max_frames=10)
+    encode_file(local, clip, tmp_path / "local.fcdc", preset="lite", num_kp=15, size=256, max_frames=10)
     remote, here = read_stream(tmp_path / "remote.fcdc"), read_stream(tmp_path / "local.fcdc")
     assert len(remote.frames) == len(here.frames) == 10
     for a, b in zip(remote.frames, here.frames, strict=True):  # quantised motion: equal up to a rare rounding flip
@@ -54,7 +55,7 @@ def test_decode_with_free_view(conn, local, stream_factory):
     stream = stream_factory(0, 4)
     view = ViewEdit(override=(20.0, None, None), frontalise=True)
     frames = calls.decode(conn, stream, view=view)
-    expected = to_frames(codec.decode_local(local, read_stream(stream).frames, view=view))
+    expected = to_frames(receive(local, read_stream(stream).frames, view=view))
     assert_close_frames(frames, expected)
     assert not np.array_equal(frames, local_decode(local, stream))  # the edit reached the session
 

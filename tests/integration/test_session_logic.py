@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecodec.pipeline import MotionBatch, ViewEdit
-from facecodec.serving.session import FrameRequest, SessionError, SessionStore
+from facecodec.codec.pipeline import MotionBatch, ViewEdit
+from facecodec.codec.session import FrameRequest, SessionError, SessionStore
 
 K = 15
 

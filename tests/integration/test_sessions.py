@@ -10,11 +10,12 @@ import pytest
 from facecodec.bitstream import read_stream
 from facecodec.client import calls
 from facecodec.client.remote import ClientError, DecoderSession
+from facecodec.codec.pipeline import MotionBatch, images_to_batch
+from facecodec.codec.receiver import frame_requests
+from facecodec.codec.session import FrameRequest
 from facecodec.media import to_frames
-from facecodec.pipeline import MotionBatch, images_to_batch
-from facecodec.serving import codec
+from facecodec.quality import psnr
 from facecodec.serving.server import model_metric
-from facecodec.serving.session import FrameRequest
 
 from .conftest import SETTINGS, assert_close_frames, local_decode
 
@@ -39,14 +40,14 @@ def test_concurrent_calls_stay_apart_and_are_batched(triton, conn, local, stream
     expected = [local_decode(local, s) for s in streams]
     for i in range(CALLS):
         assert_close_frames(decoded[i], expected[i])  # each call got its own source and motion
-        assert calls.psnr(decoded[i], expected[(i + 1) % CALLS]) < 45.0  # ...and not its neighbour's
+        assert psnr(decoded[i], expected[(i + 1) % CALLS], per_frame=False) < 45.0  # ...and not its neighbour's
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert inferences == CALLS * 6
     assert inferences / executions > 1.0, f"decoder average batch {inferences / executions:.2f}"
 
 
 def _motion(stream) -> MotionBatch:
-    return codec.to_batch([read_stream(stream).frames[0].motion])
+    return MotionBatch.from_motions([read_stream(stream).frames[0].motion])
 
 
 def test_frame_before_start_is_refused_by_the_scheduler(conn, stream_factory):
@@ -86,7 +87,7 @@ def test_session_cap_refuses_clearly_and_others_keep_going(conn, local, stream_f
             refused.result(conn.timeout)
         # a live call goes on decoding correctly next to the refusal
         live = sessions[0]
-        frame = live.send(FrameRequest(live.session_id, motion=codec.to_batch([decoded.frames[1].motion])))
+        frame = live.send(FrameRequest(live.session_id, motion=MotionBatch.from_motions([decoded.frames[1].motion])))
         assert_close_frames(to_frames(frame.result(conn.timeout)), expected[1:2])
     finally:
         for s in sessions:
@@ -96,7 +97,7 @@ def test_session_cap_refuses_clearly_and_others_keep_going(conn, local, stream_f
 
 def test_end_frees_session_memory(triton, conn, stream_factory):
     """RSS of the server and its stubs stays flat (within 5 %) over 200 sequential sessions."""
-    (first,) = codec.frame_requests(read_stream(stream_factory(0, 1)).frames, session_id=0)
+    (first,) = frame_requests(read_stream(stream_factory(0, 1)).frames, session_id=0)
     assert first.start and first.end  # one request: START with the source, its frame, END
 
     def one_call():

@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("stlpips_pytorch", reason="stLPIPS weights come from the stlpips-pytorch wheel")
 
-from facecodec.train.perceptual import PerceptualLoss, StLpips  # noqa: E402
+from facecodec.perceptual import PerceptualLoss, StLpips  # noqa: E402
 
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])

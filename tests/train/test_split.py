@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facecodec.train.split import read_clips, split_identities
+from facecodec.identity_split import read_clips, split_identities
 
 HEADER = "file\tsource_repo\tsource_path\tlicence\tidentity\tseconds\twidth\theight\tfps\tframes\tbytes\tsha256\n"
 

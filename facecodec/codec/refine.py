@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .kinematics import transform_keypoints
-from .models import FaceVid2Vid
+from ..kinematics import transform_keypoints
+from ..models import FaceVid2Vid
 from .pipeline import MotionBatch, Networks
 
 
@@ -180,8 +180,8 @@ def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, key
 
 
 def motion_search(networks: Networks, cfg: RefineConfig = RefineConfig(), batch: int = 8):
-    """The search as the `serving.codec.MotionSearch` callable every sender takes
-    (`serving.codec.encode_video`, hence `facecodec encode` and `facecodec eval`)."""
+    """The search as the `codec.sender.MotionSearch` callable the sender takes
+    (`codec.Sender`, hence `facecodec encode` and `facecodec eval`)."""
     model = getattr(networks, "model", None)
     if model is None:  # gradients: eager PyTorch only
         raise ValueError("the motion search needs the PyTorch networks (TorchNetworks), not ONNX Runtime")
@@ -191,5 +191,6 @@ def motion_search(networks: Networks, cfg: RefineConfig = RefineConfig(), batch:
 def add_refine_argument(parser) -> None:
     """`--refine STEPS` on a command that encodes (0 = off)."""
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                        help="sender-side motion search (facecodec.refine): STEPS gradient steps per frame, eager "
+                        help="sender-side motion search (facecodec.codec.refine): STEPS gradient steps per frame, "
+                        "eager "
                         "PyTorch; ≈ 0.7 s/frame on 2 CPU cores at 8 steps. Not with --refresh. Default 0 = off")

@@ -1,17 +1,22 @@
-"""`make demo`: networks exported (if missing), tritonserver started, one real-time call on a clip
-through it, the results written to a folder, the server stopped."""
+"""`make demo` (`python -m facecodec.tools.demo`): networks exported (if missing), tritonserver
+started, one real-time call on a clip through it, the results written to a folder, the server stopped."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import Callable
 
 from ..bitstream import RefreshPolicy
 from ..client.calls import CallReport, Connection, call
-from .launch import prepared_repository, status_lines
-from .server import TritonServer
-from .settings import ServingSettings
+from ..commands import run_command
+from ..serving import settings as settings_mod
+from ..serving.launch import add_repository_arguments, prepared_repository, status_lines
+from ..serving.server import TritonServer
+from ..serving.settings import ServingSettings
 
 
 def run_demo(
@@ -63,3 +68,38 @@ def write_summary(report: CallReport, out_dir: Path, video: Path) -> None:
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     (out_dir / "summary.md").write_text(f"# facecodec demo call\n\n| | |\n| --- | --- |\n{table}\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    report = run_demo(
+        args.video,
+        args.out,
+        template=args.repository,
+        onnx_dir=args.onnx,
+        settings=settings_mod.from_arguments(args),
+        max_frames=args.max_frames,
+        refresh=RefreshPolicy.from_arguments(args),
+        progress=lambda line: print(line, flush=True),
+    )
+    print(
+        f"\ndemo: {report.frames} frames, {report.kbps:.1f} kbit/s, decoded at {report.fps_decoded:.1f} fps, "
+        f"latency p50 {report.latency_ms_p50:.0f} ms → {args.out}/ (decoded.mp4, side_by_side.mp4, summary.md)"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facecodec.tools.demo", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    add_repository_arguments(p)
+    p.add_argument("--video", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--max-frames", type=int)
+    RefreshPolicy.add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="      %(name)s: %(message)s")
+    return run_command(lambda: cmd_demo(args), logging.getLogger("facecodec.demo"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

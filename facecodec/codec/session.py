@@ -4,8 +4,8 @@ decoding runs, and every request renders one frame.
 A session is a `pipeline.Receiver` keyed by the call's correlation id. START carries the source
 image (and its motion, else the motion is estimated from it), later requests carry one frame's
 motion plus optional view edits; END frees the session. The frames of all sessions in a batch are
-rendered by ONE `warp_decoder` run. Pure numpy: the Triton model (`backend.DecoderModel`) and the
-in-process decode (`codec.decode_stream`) run this same code, so their outputs agree.
+rendered by ONE `warp_decoder` run. Pure numpy: the Triton model (`serving.backend.DecoderModel`) and the
+in-process receiver (`codec.receiver.receive`) run this same code, so their outputs agree.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .. import io_spec
-from ..pipeline import MotionBatch, Networks, Receiver, ViewEdit
+from .pipeline import MotionBatch, Networks, Receiver, ViewEdit
 
 log = logging.getLogger(__name__)
 MOTION_NAMES = ("rotation", "translation", "expression")
@@ -102,7 +102,7 @@ def view_edit(override: np.ndarray | None, offset: np.ndarray | None, frontalise
 
 class HostArrays:
     """Where sessions keep their source image and f_s on CPU: numpy arrays in this process. (The GPU
-    decoder passes `gpu.DeviceArrays`, same two methods, holding CUDA tensors instead.)"""
+    decoder passes `serving.bls.DeviceArrays`, same two methods, holding CUDA tensors instead.)"""
 
     @staticmethod
     def place(array: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Serving benchmark: aggregate decoded frames/s through Triton at 1, 2, 4, 8 concurrent calls, next
 to the in-process ONNX Runtime decode and to the layouts that move f_s every frame, in one run.
 
-    python -m facecodec.serving.bench [--frames 16] [--write docs/serving.md]
+    python -m facecodec.tools.serving_bench [--frames 16] [--write docs/serving.md]
 
 Rows (all lite, 256², one machine, the same stream):
 - in-process: `SessionStore` on ONNX Runtime, one call (batch 1) and 8 calls batched (batch 8);
@@ -25,13 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bitstream import DecodedFrame, decode_stream
+from ..bitstream import DecodedFrame, decode_stream, stream_bytes
+from ..client.remote import DecoderSession, RemoteNetworks
+from ..codec.pipeline import MotionBatch, OrtNetworks, Receiver
+from ..codec.receiver import frame_requests
+from ..codec.sender import Sender, stream_header
+from ..codec.session import SessionStore
 from ..media import read_video
-from ..pipeline import OrtNetworks, Receiver
-from . import codec, repository
-from .server import TritonServer, model_metric
-from .session import SessionStore
-from .settings import ServingSettings
+from ..serving import repository
+from ..serving.server import TritonServer, model_metric
+from ..serving.settings import ServingSettings
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 CONCURRENCY = (1, 2, 4, 8)
@@ -61,7 +64,7 @@ def in_process_rows(networks: OrtNetworks, frames: list[DecodedFrame]) -> list[R
     rows = []
     for calls in (1, 8):
         store = SessionStore(networks, max_sessions=calls, idle_s=1e9)
-        per_call = [list(codec.frame_requests(frames, session_id=c + 1)) for c in range(calls)]
+        per_call = [list(frame_requests(frames, session_id=c + 1)) for c in range(calls)]
         store.decode([reqs[0] for reqs in per_call])  # START: sources set, not timed
         start = time.perf_counter()
         for i in range(1, len(frames)):
@@ -77,10 +80,9 @@ def in_process_rows(networks: OrtNetworks, frames: list[DecodedFrame]) -> list[R
 def _decode_calls(url: str, frames: list[DecodedFrame], calls: int, pool: ThreadPoolExecutor) -> float:
     """`calls` sessions decode `frames` at once; seconds for the frames after START (not counted:
     a call's START runs the appearance encoder once, which is not steady-state decoding)."""
-    from ..client.remote import DecoderSession
 
     sessions = [DecoderSession(url, timeout=600) for _ in range(calls)]
-    requests = [list(codec.frame_requests(frames, s.session_id)) for s in sessions]
+    requests = [list(frame_requests(frames, s.session_id)) for s in sessions]
     try:
         for s, reqs in zip(sessions, requests, strict=True):
             s.send(reqs[0]).result(600)
@@ -116,9 +118,7 @@ def triton_rows(server: TritonServer, frames: list[DecodedFrame], label: str, le
 
 def stateless_row(server: TritonServer, networks: OrtNetworks, frames: list[DecodedFrame]) -> Row:
     """warp_decoder over gRPC, the receiver holding f_s and sending it with every frame."""
-    from ..client.remote import RemoteNetworks
-
-    first = next(codec.frame_requests(frames, session_id=1))
+    first = next(frame_requests(frames, session_id=1))
     rx = Receiver(networks)
     rx.set_source(first.source_image, first.motion)
     feeds = [
@@ -126,7 +126,7 @@ def stateless_row(server: TritonServer, networks: OrtNetworks, frames: list[Deco
             "source_image": rx.source_image,
             "source_features": rx.features,
             "kp_source": rx.kp_source,
-            "kp_driving": rx.driving_keypoints(codec.to_batch([f.motion])),
+            "kp_driving": rx.driving_keypoints(MotionBatch.from_motions([f.motion])),
         }
         for f in frames
     ]
@@ -144,9 +144,9 @@ def stateless_row(server: TritonServer, networks: OrtNetworks, frames: list[Deco
 def run(video: Path, frames_per_call: int, work: Path, template: Path) -> tuple[list[Row], str]:
     onnx = repository.ensure_export(work / "onnx", "lite")
     networks = OrtNetworks(onnx)
-    header = codec.stream_header("lite", 15, 256, 25.0)
-    chunks, _ = codec.encode_video(networks, read_video(video, max_frames=frames_per_call), header)
-    frames = decode_stream(header.to_bytes() + b"".join(chunks)).frames
+    header = stream_header("lite", 15, 256, 25.0)
+    chunks = Sender(networks, header).send(read_video(video, max_frames=frames_per_call))
+    frames = decode_stream(stream_bytes(header, chunks)).frames
     load = [os.getloadavg()[0]]
     rows = in_process_rows(networks, frames)
     served = repository.stage(template, work / "repo", onnx, ServingSettings())
@@ -182,7 +182,7 @@ def write_table(doc: Path, table: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m facecodec.serving.bench",
+        prog="python -m facecodec.tools.serving_bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import io_spec
-from .export import example_inputs, served_modules
-from .models import FaceVid2Vid
-from .runtime import OrtRunner
+from .. import io_spec
+from ..models import FaceVid2Vid
+from ..onnx_export import example_inputs, served_modules
+from ..runtime import OrtRunner
 
 
 @dataclass
@@ -33,7 +33,8 @@ class Row:
     def markdown(self) -> str:
         per = lambda ms: ms / self.batch  # noqa: E731
         return (
-            f"| {self.preset} | {self.network} | {self.batch} | {per(self.torch_ms):.1f} | {1e3 / per(self.torch_ms):.1f} "
+            f"| {self.preset} | {self.network} | {self.batch} | {per(self.torch_ms):.1f} "
+            f"| {1e3 / per(self.torch_ms):.1f} "
             f"| {per(self.ort_ms):.1f} | {1e3 / per(self.ort_ms):.1f} | {self.torch_ms / self.ort_ms:.2f} |"
         )
 
@@ -99,8 +100,9 @@ def _ort_version() -> str:
 
 def decode_rate(rows: list[Row], preset: str) -> str:
     """The real-time figure: warp_decoder + motion_encoder per frame at batch 1 (ORT)."""
-    ms = sum(r.ort_ms for r in rows if r.preset == preset and r.batch == 1 and r.network in ("warp_decoder", "motion_encoder"))
-    torch_ms = sum(r.torch_ms for r in rows if r.preset == preset and r.batch == 1 and r.network in ("warp_decoder", "motion_encoder"))
+    per_frame = [r for r in rows if r.preset == preset and r.batch == 1
+                 and r.network in ("warp_decoder", "motion_encoder")]
+    ms, torch_ms = sum(r.ort_ms for r in per_frame), sum(r.torch_ms for r in per_frame)
     return (
         f"{preset}: motion_encoder + warp_decoder, batch 1: ORT {ms:.1f} ms/frame = {1e3 / ms:.1f} frames/s; "
         f"PyTorch eager {torch_ms:.1f} ms/frame = {1e3 / torch_ms:.1f} frames/s (same run)"

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
-from . import io_spec, kinematics
-from .models import FaceVid2Vid
+from .. import io_spec
+from ..bitstream import Motion, split_batch, stack_batch
+
+if TYPE_CHECKING:  # torch is imported where it is used: the gRPC client runs this module without it
+    from ..models import FaceVid2Vid
 
 Networks = Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -25,7 +27,7 @@ class TorchNetworks:
     """Eager PyTorch behind the `Networks` interface."""
 
     def __init__(self, model: FaceVid2Vid):
-        self.model = model  # for the sender's motion search (`facecodec.refine`), which needs gradients
+        self.model = model  # for the sender's motion search (`facecodec.codec.refine`), which needs gradients
         self.modules = {
             "motion_encoder": model.motion_encoder(),
             "appearance_encoder": model.appearance_encoder(),
@@ -33,6 +35,8 @@ class TorchNetworks:
         }
 
     def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
         spec = io_spec.NETWORKS[name]
         with torch.inference_mode():
             out = self.modules[name](*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in spec.input_names))
@@ -44,7 +48,7 @@ class OrtNetworks:
     """ONNX Runtime (CPU) behind the `Networks` interface, one session per exported network."""
 
     def __init__(self, onnx_dir: str | Path, threads: int = 2):
-        from .runtime import OrtRunner
+        from ..runtime import OrtRunner
 
         self.runners = {name: OrtRunner(Path(onnx_dir) / f"{name}.onnx", threads) for name in io_spec.NETWORKS}
         for runner in self.runners.values():
@@ -72,7 +76,19 @@ class MotionBatch:
 
     @staticmethod
     def concat(parts: list["MotionBatch"]) -> "MotionBatch":
-        return MotionBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("rotation", "translation", "expression")))
+        fields = ("rotation", "translation", "expression")
+        return MotionBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+
+    def to_motions(self) -> list[Motion]:
+        """One bitstream `Motion` per frame (what the sender codes)."""
+        rot = self.rotation
+        return split_batch(rot[:, 0], rot[:, 1], rot[:, 2], self.translation, self.expression)
+
+    @staticmethod
+    def from_motions(motions: list[Motion]) -> "MotionBatch":
+        """The batch of decoded `Motion`s (what the receiver renders), float32."""
+        yaw, pitch, roll, t, exp = stack_batch(motions)
+        return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp)
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,10 @@ class ViewEdit:
 
     def apply(self, rotation: np.ndarray) -> np.ndarray:
         """rotation (B, 3) degrees → edited rotation (B, 3)."""
+        import torch
+
+        from .. import kinematics
+
         yaw, pitch, roll = (torch.from_numpy(np.ascontiguousarray(rotation[:, i])) for i in range(3))
         if self.frontalise:
             yaw, pitch, roll = kinematics.frontalise(yaw, pitch, roll)
@@ -99,6 +119,10 @@ def images_to_batch(frames: np.ndarray) -> np.ndarray:
 
 def keypoints(kp_canonical: np.ndarray, motion: MotionBatch) -> np.ndarray:
     """x = R x_c + t + δ with numpy in and out: kp_canonical (1 or B, K, 3) → (B, K, 3)."""
+    import torch
+
+    from .. import kinematics
+
     b = len(motion)
     kp_c = torch.from_numpy(np.broadcast_to(kp_canonical, (b, *kp_canonical.shape[1:])).copy())
     rot = torch.from_numpy(np.ascontiguousarray(motion.rotation))
@@ -135,7 +159,9 @@ class Receiver:
         self.kp_source = keypoints(self.kp_canonical, source_motion)
         self.kp_driving_initial = None
 
-    def driving_keypoints(self, motion: MotionBatch, view: ViewEdit | None = None, relative: bool = False) -> np.ndarray:
+    def driving_keypoints(
+        self, motion: MotionBatch, view: ViewEdit | None = None, relative: bool = False
+    ) -> np.ndarray:
         """Keypoints to render for B frames of motion (B, K, 3).
 
         relative: motion transfer — apply the change since the first driving frame to the source.
@@ -147,7 +173,13 @@ class Receiver:
             return kp
         if self.kp_driving_initial is None:
             self.kp_driving_initial = kp[:1]
-        rel = kinematics.relative_keypoints(*(torch.from_numpy(x) for x in (self.kp_source, kp, self.kp_driving_initial)))
+        import torch
+
+        from .. import kinematics
+
+        rel = kinematics.relative_keypoints(
+            *(torch.from_numpy(x) for x in (self.kp_source, kp, self.kp_driving_initial))
+        )
         return rel.numpy()
 
     def render(self, kp_driving: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from importlib import resources
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -143,9 +142,3 @@ class PerceptualLoss(nn.Module):
             ft = self.metric.features(t)
         fg = self.metric.features(g)
         return sum((a - b).pow(2).sum(dim=1).mean() for a, b in zip(fg, ft)) / len(fg)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Per-image PSNR (dB) of images in [0, 1], (B, 3, H, W) → (B,)."""
-    mse = (a - b).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return (10 * torch.log10(1 / mse)).cpu().numpy()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+pytest_plugins = ["tests.served"]  # the real tritonserver of tests/client and tests/serving
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "samples" / "talking_00086_4s.mp4"
 SHARED_FACES = Path(os.environ.get("FACECODEC_SHARED_FACES", REPO.parent / "shared" / "data" / "faces"))

@@ -19,7 +19,7 @@ from facecodec.codec.session import FrameRequest, SessionStore
 from facecodec.media import ffmpeg_exe, read_video, to_frames, write_video
 from facecodec.serving.server import model_metric
 
-from .conftest import assert_close_frames, local_decode
+from ..served import assert_close_frames, local_decode
 
 pytestmark = pytest.mark.triton
 

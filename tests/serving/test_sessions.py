@@ -17,7 +17,7 @@ from facecodec.media import to_frames
 from facecodec.quality import psnr
 from facecodec.serving.server import model_metric
 
-from .conftest import SETTINGS, assert_close_frames, local_decode
+from ..served import SETTINGS, assert_close_frames, local_decode
 
 pytestmark = pytest.mark.triton
 CALLS = 8

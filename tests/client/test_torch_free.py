@@ -8,7 +8,7 @@ import subprocess
 from facecodec.codec.receiver import decode_file
 from facecodec.media import read_video
 
-from .conftest import assert_close_frames
+from ..served import assert_close_frames
 
 
 def test_facecodec_client_decode_from_a_venv_without_torch(torch_free_venv, triton, local, stream_factory, tmp_path):

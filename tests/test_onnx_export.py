@@ -114,6 +114,7 @@ def test_trt_variant_has_plugin_nodes_and_no_5d_grid_sample(lite_export):
     assert any(o.domain == plugin_spec.ONNX_DOMAIN for o in trt.opset_import)
 
 
+@pytest.mark.slow  # full-size vox256: ≈ 1.5 min
 def test_export_cli_vox256_from_reference_checkpoint(tmp_path):
     """acceptance: a checkpoint with exactly the reference keys loads strictly and exports; the CLI
     checks each file against PyTorch (its default tolerance, 1e-3). Random N(0, 1/fan_in) weights
@@ -127,6 +128,7 @@ def test_export_cli_vox256_from_reference_checkpoint(tmp_path):
     assert_contract(out, build_model("vox256", checkpoint=ckpt).cfg)  # incl. source_image, kept though unused
 
 
+@pytest.mark.slow  # full-size vox256 export and parity
 def test_vox256_parity_on_real_frames(tmp_path, sample_frames):
     model = build_model("vox256", random_init=True)  # no checkpoint ships here
     export_all(model, tmp_path)

@@ -1,5 +1,6 @@
-"""A real tritonserver for the integration tests: lite exported to a temporary directory, served
-from a temporary copy of model_repository/ on free loopback ports, once per test session."""
+"""A real tritonserver for the tests that need one (tests/client, tests/serving): lite exported to a
+temporary directory, served from a temporary copy of model_repository/ on free loopback ports, once
+per test session. A pytest plugin (tests/conftest.py loads it): fixtures and their helpers."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from facecodec.serving import repository
 from facecodec.serving.server import TritonServer
 from facecodec.serving.settings import ServingSettings
 
-from ..conftest import SAMPLE_CLIP
-
-REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CLIP = REPO / "samples" / "talking_00086_4s.mp4"
+REPOSITORY = REPO / "model_repository"
 SETTINGS = ServingSettings(max_sessions=12, session_idle_s=60.0)  # a cap small enough to hit in a test
 PSNR_MIN_DB = 45.0  # server decode vs in-process decode of the same stream
 

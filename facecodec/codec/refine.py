@@ -12,7 +12,7 @@ pixels) no motion search can find.
 
 Cost: each step is one forward and backward pass of the motion network and generator: with 8
 steps and 8 frames at a time ≈ 15 ms per frame on an H200 and ≈ 0.7 s on two CPU cores, 14–19× the
-receiver's render at that batch (`scripts/refine_bench.py`, `docs/benchmarks.md`): a GPU-sender or offline mode.
+receiver's render at that batch (`experiments/refine_bench.py`, `docs/benchmarks.md`): a GPU-sender or offline mode.
 """
 
 from __future__ import annotations

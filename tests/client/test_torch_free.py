@@ -15,8 +15,9 @@ def test_facecodec_client_decode_from_a_venv_without_torch(torch_free_venv, trit
     stream = stream_factory(0, 6)
     out = tmp_path / "decoded.mp4"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([str(torch_free_venv / "bin" / "facecodec-client"), "-u", triton.grpc_url, "-t", "240",
-                           "decode", str(stream), "-o", str(out)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    command = [str(torch_free_venv / "bin" / "facecodec-client"), "-u", triton.grpc_url, "-t", "240",
+               "decode", str(stream), "-o", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     decode_file(local, stream, tmp_path / "local.mp4")  # the same stream in-process, written the same way
     assert_close_frames(read_video(out), read_video(tmp_path / "local.mp4"))

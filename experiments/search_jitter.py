@@ -1,7 +1,7 @@
 """Frame-to-frame jitter of the decoded call with the sender's motion search, with and without its
 temporal smoothing (`RefineConfig.smoothing`), beside the camera's own and the plain encoder's.
 
-    .venv/bin/python scripts/search_jitter.py ../shared/data/faces/train/retalking_1__video_1.mp4 …
+    .venv/bin/python experiments/search_jitter.py ../shared/data/faces/train/retalking_1__video_1.mp4 …
 
 Jitter (`facecodec.eval.metrics.jitter`, also in `facecodec eval`'s report) = mean length of the
 landmarks' second difference over time (px per frame², 478 MediaPipe landmarks at 256²): what a

@@ -1,6 +1,6 @@
 """Capacity probe for the dense-flow term: can the motion network fit DIS optical flow on one batch?
 
-    .venv/bin/python scripts/dense_flow_probe.py [--train motion|all] [--steps 120] [--lr 1e-3]
+    .venv/bin/python experiments/dense_flow_probe.py [--train motion|all] [--steps 120] [--lr 1e-3]
 
 One fixed batch of training pairs (2 sources × 4 driving frames, no augmentation, seed 1), the
 shipped weights, BatchNorm statistics frozen, and only `train.dense_flow.dense_flow_loss` to

@@ -1,6 +1,6 @@
 """Speed of the sender's motion search (`facecodec.codec.refine`) against one plain render, same run.
 
-    PYTHONPATH=. python3 scripts/refine_bench.py --device cuda --out "$OUT/refine_bench.json"
+    PYTHONPATH=. python3 experiments/refine_bench.py --device cuda --out "$OUT/refine_bench.json"
 
 Times, per frame, the receiver's render (motion network + generator, no gradients; the source side
 computed beforehand, as a call does once) and `refine_motion` with 4 and 8 steps (which also

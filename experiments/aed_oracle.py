@@ -1,6 +1,6 @@
 """How far can a codec that only MOVES the keyframe's pixels go on identity (AED)?
 
-    .venv/bin/python scripts/aed_oracle.py --manifest ../shared/data/faces/MANIFEST.tsv
+    .venv/bin/python experiments/aed_oracle.py --manifest ../shared/data/faces/MANIFEST.tsv
 
 For each validation clip (the identities `facecodec eval` uses), the decoded WebP keyframe is warped
 to every frame by dense optical flow measured on the real frame (OpenCV DIS, frame → keyframe): an

@@ -39,17 +39,18 @@ import onnx
 from onnx import helper
 
 from facecodec import io_spec, plugin_spec
+from facecodec.commands import run_command
 from facecodec.presets import get_preset
-from facecodec.serving.gpu import PLUGIN_ENV, plugin_library, profile_batches
-from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments
+from facecodec.serving.gpu import PLUGIN_ENV, plugin_library
+from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments, profile_batches
 
 log = logging.getLogger("export.engines")
 
-# Which exported file each engine is built from (facecodec.export writes all of them).
+# Which exported file each engine is built from (facecodec.onnx_export writes all of them).
 SOURCES = {
     "motion_encoder": "motion_encoder.onnx",
     "appearance_encoder": "appearance_encoder.onnx",
-    "warp_decoder": "warp_decoder_trt.onnx",  # the plugin variant (facecodec.export.PLUGIN_SUFFIX)
+    "warp_decoder": "warp_decoder_trt.onnx",  # the plugin variant (facecodec.onnx_export.PLUGIN_SUFFIX)
 }
 PLAN, STAMP = "model.plan", "engine.json"
 STRIPPED_SUFFIX = ".plugin.onnx"  # the plugin variant without its local function, as TensorRT parses it
@@ -175,7 +176,7 @@ def spell_grid_sample_modes(model: onnx.ModelProto) -> onnx.ModelProto:
 def tensorrt_model(model: onnx.ModelProto) -> onnx.ModelProto:
     """warp_decoder_trt.onnx as TensorRT's parser must receive it: without the local plugin function
     (`strip_plugin_functions`) and with TensorRT's GridSample mode names (`spell_grid_sample_modes`)."""
-    from facecodec.export import grid_sample_ranks  # imports torch: only when a plugin variant is prepared
+    from facecodec.onnx_export import grid_sample_ranks  # imports torch: only when a plugin variant is prepared
 
     volumes = [model.graph.node[i].name for i, rank in grid_sample_ranks(model).items() if rank == 5]
     if volumes:
@@ -531,8 +532,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # a clear line, not a traceback
-        log.error("%s", err)
-        sys.exit(1)
+    sys.exit(run_command(main, log))

@@ -9,8 +9,10 @@ S image side, K keypoints, C/D/H/W the source feature volume f_s.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .models import ModelConfig
+if TYPE_CHECKING:  # a type hint only: io_spec imports no torch (the gRPC client reads it)
+    from .models import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from facecodec.export import OPSET, to_plugin_variant
+from facecodec.onnx_export import OPSET, to_plugin_variant
 
 
 def grid_sample_model() -> onnx.ModelProto:

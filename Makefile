@@ -8,7 +8,7 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu export engines bench profile demo serve eval clean
+.PHONY: setup system-deps test test-slow test-gpu lint export engines bench demo serve eval clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@echo "==> setting up $(VENV) (torch 2.13.0 CPU, onnxruntime, tritonserver wheel, ...)"
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q -e '.[serve,export,dev,eval]'
+	@$(PY) -m pip install -q -e '.[local,client,serve,export,dev,eval]'
 	@$(PY) -m pip install -q --no-deps 'mediapipe==0.10.21'
 	@touch $@
 
@@ -35,6 +35,10 @@ test-slow: setup
 
 test-gpu: setup
 	$(PY) -m pytest -m "gpu" -q $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests
+lint: setup
+	$(VENV)/bin/ruff check .
 
 export: setup
 	$(VENV)/bin/facecodec export --preset $(PRESET) --out $(ARTIFACTS)/onnx/$(PRESET)
@@ -66,12 +70,12 @@ serve: setup
 
 # Export, start tritonserver on free ports, one real-time call on $(VIDEO), results in demo-out/, stop.
 demo: setup
-	$(SERVING) demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS) $(DEMO_ARGS)
+	$(PY) -m facecodec.tools.demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS) $(DEMO_ARGS)
 
 # The official quality figures (docs/eval, weights/MODEL_CARD.md): self-reenactment of the validation
 # identities vs the repeat-source baseline, free view of one validation face (lp_d10's first frame),
 # and that face driven by another validation identity's clip. Needs the shared face data. The sender
-# searches each frame's motion (--refine 8, facecodec.refine); `make eval EVAL_ARGS=` is the plain encoder.
+# searches each frame's motion (--refine 8, facecodec.codec.refine); `make eval EVAL_ARGS=` is the plain encoder.
 FACES ?= ../shared/data/faces
 EVAL_OUT ?= $(ARTIFACTS)/eval/lite
 EVAL_ARGS ?= --refine 8

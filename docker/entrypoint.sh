@@ -32,7 +32,8 @@ log "engines (GPU: $(nvidia-smi --query-gpu=name,compute_cap --format=csv,nohead
 python3 -m export.engines --onnx-dir "$ONNX_DIR" --repository "$STATE/repository" --work-dir "$STATE/build" \
   --if-stale "${SETTINGS[@]}"
 
-GPUS=$(nvidia-smi -L | wc -l)
+# One line per GPU; `nvidia-smi -L` would also list each MIG instance under its GPU.
+GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
 ARGS_TEXT=$(python3 -m facecodec.serving.gpu --server-args --repository "$STATE/repository" --gpus "$GPUS" \
   "${SETTINGS[@]}")
 mapfile -t SERVER_ARGS <<< "$ARGS_TEXT"

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from facecodec import io_spec
+from facecodec.commands import run_command
 from facecodec.presets import get_preset
 from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments
 
@@ -78,13 +79,13 @@ def within(got: np.ndarray, ref: np.ndarray, output: str) -> Finding:
 def feeds(name: str, onnx_dir: Path, preset: str, batch: int, seed: int) -> dict[str, np.ndarray]:
     """Inputs of one network at `batch`: the export's plausible images; for warp_decoder, f_s and
     keypoints computed from such images by the encoders (ONNX Runtime)."""
-    from facecodec.export import example_inputs
+    from facecodec.onnx_export import example_inputs
 
     cfg = get_preset(preset)
     if name != "warp_decoder":
         spec = io_spec.NETWORKS[name]
         return {n: x.numpy() for n, x in zip(spec.input_names, example_inputs(spec, cfg, batch=batch, seed=seed))}
-    from facecodec.pipeline import MotionBatch, OrtNetworks, keypoints
+    from facecodec.codec.pipeline import MotionBatch, OrtNetworks, keypoints
 
     ort = OrtNetworks(onnx_dir)
     source = feeds("appearance_encoder", onnx_dir, preset, batch, seed)["source_image"]
@@ -146,8 +147,8 @@ def compare_engines(args: argparse.Namespace, settings: ServingSettings) -> list
 
 def compare_server(args: argparse.Namespace, settings: ServingSettings) -> list[Finding]:
     from facecodec.client.remote import DecoderSession, RemoteNetworks
-    from facecodec.pipeline import MotionBatch, OrtNetworks
-    from facecodec.serving.session import FrameRequest, SessionStore
+    from facecodec.codec.pipeline import MotionBatch, OrtNetworks
+    from facecodec.codec.session import FrameRequest, SessionStore
 
     ort, remote = OrtNetworks(args.onnx_dir), RemoteNetworks(args.url, timeout=args.timeout)
     findings = []
@@ -215,8 +216,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # a clear line, not a traceback
-        log.error("%s", err)
-        sys.exit(1)
+    sys.exit(run_command(main, log))

@@ -9,7 +9,8 @@ config allows (1 .. max_batch_size, opt from the settings; `gpu.profile_batches`
 shapes of the preset, sharing one timing cache. warp_decoder is built from warp_decoder_trt.onnx,
 whose 5-D grid samples are `GridSample3D` plugin nodes backed by a model-local ONNX function (so ONNX
 Runtime can run that file): TensorRT's parser would inline the function, so it is stripped first and
-the parser falls back to the plugin registered by libfacecodec_plugins.so.
+the parser falls back to the plugin registered by libfacecodec_plugins.so. The stock (4-D) GridSample
+left in that file gets its mode in the spelling TensorRT's parser knows (`tensorrt_model`).
 
 Engines are specific to the GPU model and the TensorRT version that built them. Each plan gets a
 stamp (`engine.json`: ONNX and plugin digests, shapes, precision, GPU, TensorRT) that `--if-stale`
@@ -35,22 +36,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import onnx
+from onnx import helper
 
 from facecodec import io_spec, plugin_spec
+from facecodec.commands import run_command
 from facecodec.presets import get_preset
-from facecodec.serving.gpu import PLUGIN_ENV, plugin_library, profile_batches
-from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments
+from facecodec.serving.gpu import PLUGIN_ENV, plugin_library
+from facecodec.serving.settings import ServingSettings, add_arguments, from_arguments, profile_batches
 
 log = logging.getLogger("export.engines")
 
-# Which exported file each engine is built from (facecodec.export writes all of them).
+# Which exported file each engine is built from (facecodec.onnx_export writes all of them).
 SOURCES = {
     "motion_encoder": "motion_encoder.onnx",
     "appearance_encoder": "appearance_encoder.onnx",
-    "warp_decoder": "warp_decoder_trt.onnx",  # the plugin variant (facecodec.export.PLUGIN_SUFFIX)
+    "warp_decoder": "warp_decoder_trt.onnx",  # the plugin variant (facecodec.onnx_export.PLUGIN_SUFFIX)
 }
 PLAN, STAMP = "model.plan", "engine.json"
 STRIPPED_SUFFIX = ".plugin.onnx"  # the plugin variant without its local function, as TensorRT parses it
+# GridSample mode → the name TensorRT's ONNX parser knows. Opset 20 renamed bilinear/bicubic to
+# linear/cubic; the parser (onnx-tensorrt's GridSample importer) still compares against the opset-16
+# names and samples nearest-neighbour for any other string, without a warning (NVIDIA/TensorRT#4646).
+# An absent mode is linear interpolation in every opset.
+TENSORRT_GRID_SAMPLE_MODES = {"linear": "bilinear", "bilinear": "bilinear", "cubic": "bicubic", "bicubic": "bicubic",
+                              "nearest": "nearest"}
 TRTEXEC_ENV = "FACECODEC_TRTEXEC"
 TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec", "/opt/tensorrt/bin/trtexec")  # NVIDIA's containers
 
@@ -134,13 +143,71 @@ def strip_plugin_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _nodes(graph: onnx.GraphProto):
+    """Every node of `graph`, those of its subgraphs (If, Loop, Scan bodies) included."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in (attr.g, *attr.graphs) if attr.HasField("g") else attr.graphs:
+                yield from _nodes(sub)
+
+
+def _grid_samples(model: onnx.ModelProto):
+    return [n for n in _nodes(model.graph) if n.op_type == "GridSample" and n.domain in ("", "ai.onnx")]
+
+
+def spell_grid_sample_modes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every stock GridSample's `mode` written as TensorRT's parser knows it
+    (`TENSORRT_GRID_SAMPLE_MODES`): opset 20's "linear" would otherwise become nearest-neighbour.
+    Only for the file TensorRT parses: ONNX Runtime rejects the old names at opset 20."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in _grid_samples(out):
+        modes = [a for a in node.attribute if a.name == "mode"]
+        mode = helper.get_attribute_value(modes[0]).decode() if modes else "linear"
+        if mode not in TENSORRT_GRID_SAMPLE_MODES:
+            raise ValueError(f"GridSample {node.name} has mode {mode!r}, which TensorRT's parser does not know")
+        for attr in modes:
+            node.attribute.remove(attr)
+        node.attribute.append(helper.make_attribute("mode", TENSORRT_GRID_SAMPLE_MODES[mode]))
+    return out
+
+
+def tensorrt_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """warp_decoder_trt.onnx as TensorRT's parser must receive it: without the local plugin function
+    (`strip_plugin_functions`) and with TensorRT's GridSample mode names (`spell_grid_sample_modes`)."""
+    from facecodec.onnx_export import grid_sample_ranks  # imports torch: only when a plugin variant is prepared
+
+    volumes = [model.graph.node[i].name for i, rank in grid_sample_ranks(model).items() if rank == 5]
+    if volumes:
+        raise ValueError(f"warp_decoder_trt.onnx: 5-D GridSample {volumes} not replaced by the plugin; re-export")
+    out = spell_grid_sample_modes(strip_plugin_functions(model))
+    check_tensorrt_model(out, "warp_decoder_trt.onnx")
+    return out
+
+
+def check_tensorrt_model(model: onnx.ModelProto, name: str) -> None:
+    """Refuse what TensorRT's parser would build wrongly: a model-local function (the parser inlines
+    it) or a GridSample whose mode it does not know (it would sample nearest-neighbour)."""
+    if model.functions:
+        raise ValueError(f"{name}: local functions {[f.name for f in model.functions]} would be inlined by TensorRT")
+    for node in _grid_samples(model):
+        mode = next((helper.get_attribute_value(a).decode() for a in node.attribute if a.name == "mode"), None)
+        if mode is not None and mode not in set(TENSORRT_GRID_SAMPLE_MODES.values()):
+            raise ValueError(f"{name}: GridSample {node.name} has mode {mode!r}, which TensorRT's parser reads as "
+                             f"nearest (spell_grid_sample_modes writes the name it knows)")
+
+
 def prepare(job: EngineJob) -> Path:
-    """The file TensorRT parses for `job` (writes the stripped plugin variant)."""
+    """The file TensorRT parses for `job`: the plugin variant goes through `tensorrt_model`; the other
+    exports are parsed as they are, once checked (`check_tensorrt_model`)."""
     if not job.onnx.is_file():
         raise FileNotFoundError(f"{job.onnx} is missing; export first (facecodec export --out {job.onnx.parent})")
     if job.plugin:
         job.parse_path.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(strip_plugin_functions(onnx.load(str(job.onnx))), str(job.parse_path))
+        onnx.save(tensorrt_model(onnx.load(str(job.onnx))), str(job.parse_path))
+    else:
+        check_tensorrt_model(onnx.load(str(job.onnx), load_external_data=False), job.onnx.name)
     return job.parse_path
 
 
@@ -243,35 +310,57 @@ def find_trtexec(explicit: str | None = None) -> str | None:
 
 
 def tensorrt_version(builder: str, trtexec: str | None) -> str:
-    """The TensorRT that builds (and must serve) the plans: $TRT_VERSION in NVIDIA's containers,
-    else the Python module's version or trtexec's banner."""
-    if os.environ.get("TRT_VERSION"):
-        return os.environ["TRT_VERSION"]
+    """The TensorRT that builds the plans, as the builder reports it: the Python module's version, or
+    trtexec's banner. $TRT_VERSION (set by NVIDIA's containers for their own TensorRT) names the
+    server's TensorRT, not necessarily the builder's: a difference is logged, never trusted."""
     if builder == "python":
-        import tensorrt as trt
+        version = _import_tensorrt().__version__
+    else:
+        try:
+            out = subprocess.run([trtexec, "--help"], capture_output=True, text=True, timeout=60)
+            version = parse_trtexec_version(out.stdout + out.stderr) or "unknown"
+        except (OSError, subprocess.SubprocessError):
+            version = "unknown"
+    container = os.environ.get("TRT_VERSION")
+    if container and version != "unknown" and not _same_release(container, version):
+        log.warning("building with TensorRT %s, but $TRT_VERSION is %s: a server on TensorRT %s refuses these "
+                    "plans", version, container, container)
+    return version
 
-        return trt.__version__
+
+def _same_release(a: str, b: str) -> bool:
+    """'10.11.0.33' and '10.11.0' (trtexec's banner has three fields) name the same release."""
+    x, y = a.split("."), b.split(".")
+    n = min(len(x), len(y))
+    return x[:n] == y[:n]
+
+
+def _import_tensorrt():
+    """TensorRT's Python package; importing it loads its own libnvinfer (a wheel's lies beside the
+    package, off the loader's path), which a plugin library loaded afterwards then links against."""
     try:
-        out = subprocess.run([trtexec, "--help"], capture_output=True, text=True, timeout=60)
-        return parse_trtexec_version(out.stdout + out.stderr) or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        import tensorrt as trt
+    except ImportError as err:
+        raise RuntimeError(f"TensorRT's Python package is not importable ({err}); build with trtexec") from err
+    return trt
 
 
 def load_plugin(path: str | Path | None = None) -> Path:
     """Load the GridSample3D plugin library into this process (RTLD_GLOBAL; loading runs its creator's
     static registration) and check that TensorRT now finds the creator. The path is `path` or
-    $FACECODEC_PLUGIN_LIB. This is the only place the library is loaded from Python."""
-    lib = plugin_library(path)
-    ctypes.CDLL(str(lib.resolve()), mode=ctypes.RTLD_GLOBAL)
-    if importlib.util.find_spec("tensorrt") is not None:
-        import tensorrt as trt
+    $FACECODEC_PLUGIN_LIB. This is the only place the library is loaded from Python.
 
-        creator = trt.get_plugin_registry().get_creator(
-            plugin_spec.PLUGIN_NAME, plugin_spec.PLUGIN_VERSION, plugin_spec.PLUGIN_NAMESPACE
-        )
-        if creator is None:
-            raise RuntimeError(f"{lib} loaded but TensorRT has no {plugin_spec.PLUGIN_NAME} creator")
+    TensorRT is imported first: the library needs libnvinfer, and only the copy TensorRT's package
+    loaded is the one whose registry the builder reads (loaded first, the library would find no
+    libnvinfer under a wheel install, or another copy on the loader's path)."""
+    lib = plugin_library(path)
+    trt = _import_tensorrt()
+    ctypes.CDLL(str(lib.resolve()), mode=ctypes.RTLD_GLOBAL)
+    creator = trt.get_plugin_registry().get_creator(
+        plugin_spec.PLUGIN_NAME, plugin_spec.PLUGIN_VERSION, plugin_spec.PLUGIN_NAMESPACE
+    )
+    if creator is None:
+        raise RuntimeError(f"{lib} loaded but TensorRT {trt.__version__} has no {plugin_spec.PLUGIN_NAME} creator")
     return lib
 
 
@@ -351,7 +440,7 @@ def build(jobs: list[EngineJob], options: BuildOptions, *, builder: str = "auto"
     target = Target(*gpu_identity(), tensorrt_version(builder, trtexec))
     log.info("building with %s for %s (sm %s), TensorRT %s", builder, target.gpu, target.compute_capability,
              target.tensorrt)
-    _reset_timing_cache(options.timing_cache, target)
+    _reset_timing_cache(options.timing_cache, target, options.plugin if any(j.plugin for j in jobs) else None)
     report = BuildReport()
     if builder == "python" and any(j.plugin for j in jobs):
         load_plugin(options.plugin)
@@ -374,15 +463,22 @@ def build(jobs: list[EngineJob], options: BuildOptions, *, builder: str = "auto"
     return report
 
 
-def _reset_timing_cache(path: Path, target: Target) -> None:
-    """Timing caches are per GPU and TensorRT version: drop one made for another target."""
+def _reset_timing_cache(path: Path, target: Target, plugin: Path | None = None) -> None:
+    """Timing caches are per GPU and TensorRT version, and hold the plugin's timings too (it has a
+    timing-cache ID): drop one made for another target or another plugin build. A build without the
+    plugin keeps the plugin build the cache was made with."""
     owner = path.with_name(path.name + ".json")
-    mine = json.dumps(target.__dict__, sort_keys=True)
-    if path.is_file() and (not owner.is_file() or owner.read_text() != mine):
-        log.info("timing cache %s was made for another GPU or TensorRT; starting a new one", path)
+    try:
+        theirs = json.loads(owner.read_text())
+    except (OSError, ValueError):
+        theirs = None
+    mine = dict(target.__dict__)
+    mine["plugin_sha256"] = file_digest(plugin) if plugin else (theirs or {}).get("plugin_sha256")
+    if path.is_file() and theirs != mine:
+        log.info("timing cache %s was made for another GPU, TensorRT or plugin build; starting a new one", path)
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    owner.write_text(mine)
+    owner.write_text(json.dumps(mine, sort_keys=True))
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -436,8 +532,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # a clear line, not a traceback
-        log.error("%s", err)
-        sys.exit(1)
+    sys.exit(run_command(main, log))

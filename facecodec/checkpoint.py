@@ -51,7 +51,8 @@ def reference_key(key: str) -> tuple[str, str]:
 def _is_spectral(key: str) -> bool:
     """Decoder SPADE-block convs are spectral-normalised in the reference."""
     parts = key.split(".")
-    return key.startswith("generator.decoder.") and parts[-2] in ("conv_0", "conv_1", "conv_s") and parts[-1] == "weight"
+    return (key.startswith("generator.decoder.") and parts[-2] in ("conv_0", "conv_1", "conv_s")
+            and parts[-1] == "weight")
 
 
 def fold_spectral_norm(weight_orig: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

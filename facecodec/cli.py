@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .commands import run_command
 from .presets import PRESETS
 
 log = logging.getLogger("facecodec")
@@ -20,7 +21,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_all
+    from .onnx_export import export_all
     from .weights import build_model
 
     model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights)
@@ -31,14 +32,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import HEADER, bench_model, decode_rate, machine_description, peak_rss_gib
-    from .export import export_all
-    from .weights import build_model
+    from .tools.bench import HEADER, bench_model, decode_rate, machine_description, peak_rss_gib
+    from .onnx_export import export_all
+    from .weights import build_model, default_weights_path
 
     lines = [f"Machine: {machine_description(args.threads)}", "", HEADER]
     summaries = []
     for preset in args.presets:
-        model = build_model(preset)
+        model = build_model(preset, random_init=default_weights_path(preset) is None)  # speed: any weights do
         onnx_dir = args.work / preset
         export_all(model, onnx_dir, tolerance=1e-3)
         rows = bench_model(model, onnx_dir, batches=args.batches, threads=args.threads, repeats=args.repeats)
@@ -53,33 +54,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_ONNX_ROOT = Path("artifacts/onnx")  # the Makefile's `export` target writes <root>/<preset>
+
+
+def local_networks(preset: str, args: argparse.Namespace):
+    """ONNX Runtime networks of `preset` for `encode`/`decode`: `--onnx`, else artifacts/onnx/<preset>,
+    exported first when missing or made from other weights (said in the log)."""
+    from .codec.pipeline import OrtNetworks
+    from .serving.repository import ensure_export
+
+    onnx_dir = ensure_export(args.onnx or DEFAULT_ONNX_ROOT / preset, preset, weights=args.weights,
+                             checkpoint=args.checkpoint)
+    return OrtNetworks(onnx_dir)
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     from .bitstream import RefreshPolicy
-    from .serving import codec
+    from .codec.sender import encode_file
+    from .presets import get_preset
 
-    networks = codec.local_networks(args.preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
+    networks = local_networks(args.preset, args)
     search = None
     if args.refine > 0:  # the search runs eager PyTorch: it needs gradients
-        from .pipeline import TorchNetworks
-        from .refine import RefineConfig, motion_search
+        from .codec.pipeline import TorchNetworks
+        from .codec.refine import RefineConfig, motion_search
         from .weights import build_model
 
         model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights).eval()
         search = motion_search(TorchNetworks(model), RefineConfig(steps=args.refine))
-    encoder = codec.encode_file(networks, args.video, args.out, preset=args.preset, max_frames=args.max_frames,
-                                target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args), search=search,
-                                keyframe_quality=args.keyframe_quality)
-    refreshes = f", {encoder.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
-    print(f"{args.out}: {encoder.stats.frames} frames, {encoder.stats.kbps():.1f} kbit/s{refreshes}")
+    cfg = get_preset(args.preset)
+    sender = encode_file(networks, args.video, args.out, preset=args.preset, num_kp=cfg.num_kp, size=cfg.image_size,
+                         max_frames=args.max_frames, target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args),
+                         search=search, keyframe_quality=args.keyframe_quality)
+    refreshes = f", {sender.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
+    print(f"{args.out}: {sender.stats.frames} frames, {sender.stats.kbps():.1f} kbit/s{refreshes}")
     return 0
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .serving import codec
+    from .bitstream import read_stream
+    from .codec.receiver import decode_file
 
-    preset = codec.stream_preset(args.stream)
-    networks = codec.local_networks(preset, args.onnx, weights=args.weights, checkpoint=args.checkpoint)
-    frames = codec.decode_file(networks, args.stream, args.out)
+    decoded = read_stream(args.stream)  # read and parsed once; its header names the preset
+    frames = decode_file(local_networks(decoded.header.preset, args), decoded, args.out)
     print(f"{args.out}: {len(frames)} frames")
     return 0
 
@@ -87,7 +104,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def _add_codec_parsers(sub) -> None:
     from .bitstream.keyframe import add_keyframe_quality_argument
     from .bitstream.refresh import RefreshPolicy
-    from .refine import add_refine_argument
+    from .codec.refine import add_refine_argument
 
     p = sub.add_parser("encode", help="video → stream file, in-process (ONNX Runtime)")
     _add_model_args(p)
@@ -148,12 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # user errors: one clear line, no traceback
-        log.error("%s", err)
-        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: args.func(args), log)
 
 
 if __name__ == "__main__":

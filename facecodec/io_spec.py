@@ -9,8 +9,10 @@ S image side, K keypoints, C/D/H/W the source feature volume f_s, E the expressi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .models import ModelConfig
+if TYPE_CHECKING:  # a type hint only: io_spec imports no torch (the gRPC client reads it)
+    from .models import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ KP_SOURCE = TensorSpec("kp_source", "float32", ("K", 3), "source-frame keypoints
 KP_DRIVING = TensorSpec("kp_driving", "float32", ("K", 3), "keypoints of the frame to render")
 EXPRESSION_FLOW = TensorSpec(
     "expression_flow", "float32", (2, "E", "E"),
-    "expression channel: where each point of the source, [-1, 1] grid, reads instead (x, y offsets, facecodec.expression); "
-    "zeros keep the source's expression")
+    "expression channel: where each point of the source, [-1, 1] grid, reads instead (x, y offsets, "
+    "facecodec.expression); zeros keep the source's expression")
 OUTPUT_IMAGE = TensorSpec("output_image", "float32", (3, "S", "S"), "decoded frame, RGB in [0, 1]")
 
 MOTION_ENCODER = ModelSpec(

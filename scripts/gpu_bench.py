@@ -118,10 +118,10 @@ def run_timings(library: capi.GridSample3DLibrary, batches: list[int], **timing)
             x_shape, out_spatial = MODEL_SHAPES[shape](batch)
             for dtype in DTYPES:
                 x, grid = warp_inputs(x_shape, out_spatial, dtype, seed=batch)
-                ours = time_cuda(lambda: library(x, grid), **timing)
+                ours = time_cuda(lambda x=x, grid=grid: library(x, grid), **timing)
                 # One thread per voxel for all channels: shows what the automatic channel split buys.
-                no_split = time_cuda(lambda: library(x, grid, channels_per_thread=x.shape[1]), **timing)
-                reference = time_cuda(lambda: torch_grid_sample(x, grid), **timing)
+                no_split = time_cuda(lambda x=x, grid=grid: library(x, grid, channels_per_thread=x.shape[1]), **timing)
+                reference = time_cuda(lambda x=x, grid=grid: torch_grid_sample(x, grid), **timing)
                 # Compulsory traffic: read x and grid once, write y.
                 elements = x.numel() + grid.numel() + x_shape[0] * x_shape[1] * math.prod(out_spatial)
                 traffic_gb = elements * x.element_size() / 1e9

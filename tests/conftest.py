@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+pytest_plugins = ["tests.served"]  # the real tritonserver of tests/client and tests/serving
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO / "samples" / "talking_00086_4s.mp4"
 SHARED_FACES = Path(os.environ.get("FACECODEC_SHARED_FACES", REPO.parent / "shared" / "data" / "faces"))
@@ -47,3 +48,19 @@ def shared_faces() -> Path:
     if not (SHARED_FACES / "train").is_dir():
         pytest.skip(f"shared face data not found at {SHARED_FACES} (set FACECODEC_SHARED_FACES)")
     return SHARED_FACES
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """facecodec's wheel built from this tree (tests/packaging.py)."""
+    from .packaging import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def torch_free_venv(tmp_path_factory, wheel) -> Path:
+    """A venv of `facecodec[client]` without torch, made offline (tests/packaging.py)."""
+    from .packaging import client_venv
+
+    return client_venv(tmp_path_factory.mktemp("client") / "venv", wheel)

@@ -45,7 +45,7 @@ def test_bins_to_degrees_conventions():
 
 def test_transform_keypoints_is_r_xc_plus_t_plus_delta():
     g = torch.Generator().manual_seed(1)
-    kp_c, t, exp = torch.randn(4, 15, 3, generator=g), torch.randn(4, 3, generator=g), torch.randn(4, 15, 3, generator=g)
+    kp_c, t, exp = (torch.randn(*shape, generator=g) for shape in ((4, 15, 3), (4, 3), (4, 15, 3)))
     yaw, pitch, roll = random_angles(4)
     got = kin.transform_keypoints(kp_c, yaw, pitch, roll, t, exp)
     rot = kin.rotation_matrix(yaw, pitch, roll)

@@ -28,7 +28,12 @@ NVCC_FLAGS = (
     "-Xcompiler=-fPIC,-fvisibility=hidden,-Wall,-Wextra",
 )
 
-_FUNCTIONS = {"float32": "facecodec_grid_sample_3d_f32", "float16": "facecodec_grid_sample_3d_f16"}
+# (features' dtype, grid's dtype) -> C function
+_FUNCTIONS = {
+    ("float32", "float32"): "facecodec_grid_sample_3d_f32",
+    ("float16", "float16"): "facecodec_grid_sample_3d_f16",
+    ("float16", "float32"): "facecodec_grid_sample_3d_f16_f32grid",
+}
 
 
 def find_nvcc() -> str | None:
@@ -97,26 +102,30 @@ class GridSample3DLibrary:
         align_corners: bool,
         channels_per_thread: int = 0,
         stream: int = 0,
+        grid_dtype: str | None = None,
     ) -> int:
-        """Raw call: device pointers, x (N, C, D, H, W), (Do, Ho, Wo); returns the CUDA error code."""
-        fn = getattr(self._lib, _FUNCTIONS[dtype])
+        """Raw call: device pointers, x (N, C, D, H, W), (Do, Ho, Wo); returns the CUDA error code.
+        `dtype` is x's and y's, `grid_dtype` the grid's (default: `dtype`)."""
+        fn = getattr(self._lib, _FUNCTIONS[dtype, grid_dtype or dtype])
         return fn(x_ptr, grid_ptr, y_ptr, *x_shape, *out_spatial, int(align_corners), channels_per_thread, stream)
 
     def __call__(self, x, grid, *, align_corners: bool = False, channels_per_thread: int = 0):
-        """``F.grid_sample(x, grid, "bilinear", "zeros", align_corners)`` for 5-D CUDA tensors."""
+        """``F.grid_sample(x, grid, "bilinear", "zeros", align_corners)`` for 5-D CUDA tensors: x and
+        grid both float32 or both float16, or float16 x with a float32 grid; y has x's dtype."""
         import torch
 
         if x.dim() != 5 or grid.dim() != 5 or grid.shape[-1] != 3 or grid.shape[0] != x.shape[0]:
             raise ValueError(f"expected x (N, C, D, H, W) and grid (N, Do, Ho, Wo, 3), got {x.shape}, {grid.shape}")
-        if x.dtype != grid.dtype or x.dtype not in (torch.float32, torch.float16):
-            raise TypeError(f"x and grid must both be float32 or float16, got {x.dtype}, {grid.dtype}")
+        dtypes = (str(x.dtype).removeprefix("torch."), str(grid.dtype).removeprefix("torch."))
+        if dtypes not in _FUNCTIONS:
+            raise TypeError(f"x and grid must be float32/float32, float16/float16 or float16/float32, got {dtypes}")
         if not x.is_cuda or grid.device != x.device:
             raise ValueError("x and grid must be on the same CUDA device")
         x, grid = x.contiguous(), grid.contiguous()
         y = torch.empty((*x.shape[:2], *grid.shape[1:4]), dtype=x.dtype, device=x.device)
         with torch.cuda.device(x.device):
             code = self.launch(
-                str(x.dtype).removeprefix("torch."),
+                dtypes[0],
                 x.data_ptr(),
                 grid.data_ptr(),
                 y.data_ptr(),
@@ -125,6 +134,7 @@ class GridSample3DLibrary:
                 align_corners=align_corners,
                 channels_per_thread=channels_per_thread,
                 stream=torch.cuda.current_stream().cuda_stream,
+                grid_dtype=dtypes[1],
             )
         if code != 0:
             raise RuntimeError(f"grid_sample_3d launch failed: {self.error_string(code)}")

@@ -3,7 +3,8 @@
 A stream is a header followed by packets. Live use: `Encoder.encode(motion, timestamp_ms)`
 returns the bytes of one frame's packet(s); `Decoder.push(data)` returns the frames now
 due (exactly one `DecodedFrame` per frame number, concealed if lost); `Decoder.flush()`
-ends the stream. Files: `write_stream` / `read_stream`.
+ends the stream. Files: `write_stream` / `read_stream` (`stream_bytes`: header + packets in memory).
+The sender loop around the `Encoder` is `facecodec.codec.Sender`.
 
 Stream header (sent once; big-endian; sizes in bytes):
 
@@ -68,13 +69,13 @@ from .quant import DEFAULT_STEPS, PerField, qscale_factor
 from .ratecontrol import RateController
 from .refresh import RefreshPolicy
 from .stats import StreamStats
-from .stream import DecodedStream, decode_stream, encode_stream, read_stream, write_stream
+from .stream import DecodedStream, decode_stream, read_stream, stream_bytes, write_stream
 
 __all__ = [
     "BadMagicError", "BitstreamError", "ChecksumError", "DEFAULT_STEPS", "DecodedFrame", "DecodedStream",
     "Decoder", "DropReason", "Encoder", "Flags", "FramingError", "ImageCodec", "InvalidFieldError", "Motion", "Packet",
     "PacketType", "PerField", "RateController", "RefreshPolicy", "StreamHeader", "StreamStats", "TruncatedError",
-    "UnsupportedVersionError", "decode_keyframe", "decode_stream", "encode_keyframe", "encode_stream",
-    "parse_packet", "qscale_factor", "read_stream", "scan_packets", "split_batch", "stack_batch",
+    "UnsupportedVersionError", "decode_keyframe", "decode_stream", "encode_keyframe",
+    "parse_packet", "qscale_factor", "read_stream", "scan_packets", "split_batch", "stack_batch", "stream_bytes",
     "write_stream",
 ]

@@ -1,6 +1,7 @@
 """Scalar quantisation of motion vectors, with closed-loop temporal prediction.
 
-Each field (angles, translation, keypoint expression, expression-channel coefficients) has a base step; a per-packet quantiser
+Each field (angles, translation, keypoint expression, expression-channel coefficients) has a base
+step; a per-packet quantiser
 scale index `qscale` (0…47, signalled in every MOTION packet) multiplies all steps by
 `qscale_factor(qscale)`, from 1/8 to 7.5 in 1/8-octave-like increments (24 → 1.0).
 

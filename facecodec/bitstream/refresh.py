@@ -3,7 +3,7 @@
 The receiver renders every frame by warping ONE source picture. Within ~15° of head turn and a
 small shift of it that works; further out it must invent what the source never showed (the far
 cheek, the other ear) and the face distorts. A REFRESH keyframe (`Encoder.request_keyframe`
-after the first; the receiver swaps its source on it, `serving.codec.frame_request`) resets that
+after the first; the receiver swaps its source on it, `codec.receiver.frame_request`) resets that
 distance to zero for the price of one picture (3–20 kB of WebP at 256²), so it is worth sending
 only when the head has left the current source's neighbourhood, and not in bursts.
 """

@@ -1,8 +1,8 @@
 """What the clients do, as functions: encode, decode, call, reenact, freeview over gRPC.
 
-The sender side is `RemoteNetworks` (motion_encoder) plus the bitstream `Encoder`; the receiver side
-is the bitstream `Decoder` plus a `DecoderSession`. The packets between them are what a real link
-would carry, so their size is the call's bit rate.
+The sender side is the codec's `Sender` on `RemoteNetworks` (motion_encoder); the receiver side is
+the bitstream `Decoder` plus a `DecoderSession`, fed the codec's `frame_request`s. The packets between
+them are what a real link would carry, so their size is the call's bit rate.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..bitstream import Decoder, Encoder, RefreshPolicy, read_stream
+from ..bitstream import Decoder, RefreshPolicy, read_stream, stream_bytes
+from ..codec.pipeline import ViewEdit, encode_frames, images_to_batch
+from ..codec.receiver import frame_request, frame_requests
+from ..codec.sender import Sender, encode_file, stream_header
+from ..codec.session import FrameRequest
 from ..media import probe_fps, read_image, read_video, to_frames, write_video
-from ..pipeline import ViewEdit, encode_frames, images_to_batch
-from ..serving import codec
-from ..serving.session import FrameRequest
+from ..quality import psnr
 from .remote import DEFAULT_URL, ClientError, DecoderSession, RemoteNetworks
 
 log = logging.getLogger(__name__)
@@ -45,13 +47,13 @@ class Connection:
 def encode(
     conn: Connection, video: Path, out: Path, *, max_frames: int | None = None, target_kbps: float | None = None,
     refresh: RefreshPolicy | None = None,
-) -> Encoder:
-    """Video → motion_encoder over gRPC → packets → stream file; returns the encoder (for its stats)."""
+) -> Sender:
+    """Video → motion_encoder over gRPC → packets → stream file; returns the sender (for its stats)."""
     networks = conn.networks()
     try:
-        preset = networks.served_model().preset
-        return codec.encode_file(networks, video, out, preset=preset, max_frames=max_frames, target_kbps=target_kbps,
-                                 refresh=refresh)
+        served = networks.served_model()
+        return encode_file(networks, video, out, preset=served.preset, num_kp=served.num_kp, size=served.image_size,
+                           max_frames=max_frames, target_kbps=target_kbps, refresh=refresh)
     finally:
         networks.close()
 
@@ -60,7 +62,7 @@ def decode(conn: Connection, stream: Path, out: Path | None = None, *, view: Vie
     """Stream file → one decoder session over one gRPC stream → (T, S, S, 3) uint8 frames (+ MP4)."""
     decoded = read_stream(stream)
     with conn.session() as session:
-        futures = [session.send(r) for r in codec.frame_requests(decoded.frames, session.session_id, view=view)]
+        futures = [session.send(r) for r in frame_requests(decoded.frames, session.session_id, view=view)]
         frames = to_frames(np.concatenate([f.result(conn.timeout) for f in futures]))
     if out is not None:
         write_video(out, frames, fps=float(decoded.header.fps))
@@ -122,7 +124,7 @@ class _Receiver:
     def _send(self, frames) -> None:
         for frame in frames:
             start = frame.keyframe is not None and not self.session.started
-            request = codec.frame_request(frame, self.session.session_id, start=start, end=frame.seq == self.total - 1)
+            request = frame_request(frame, self.session.session_id, start=start, end=frame.seq == self.total - 1)
             self.session.send(request).add_done_callback(lambda fut, seq=frame.seq: self._done(seq, fut))
 
     def _done(self, seq: int, future) -> None:
@@ -162,22 +164,20 @@ def call(
     served = networks.served_model()
     frames = read_video(video, size=served.image_size, max_frames=max_frames)
     fps = probe_fps(video)
-    header = codec.stream_header(served.preset, served.num_kp, served.image_size, fps)
-    encoder = Encoder(header, target_kbps=target_kbps, refresh=refresh)
+    header = stream_header(served.preset, served.num_kp, served.image_size, fps)
+    sender = Sender(networks, header, target_kbps=target_kbps, refresh=refresh)
     captured: dict[int, float] = {}
-    packets = [header.to_bytes()]
+    packets: list[bytes] = []
     with conn.session() as session:
         rx = _Receiver(session, header, len(frames))
         t0 = next_report = time.monotonic()
-        for n, frame in enumerate(frames):
+        for n in range(len(frames)):
             if realtime:
                 time.sleep(max(0.0, t0 + n / fps - time.monotonic()))
             captured[n] = time.monotonic()
-            motion = encode_frames(networks, images_to_batch(frame[None]))
-            if n == 0:
-                encoder.request_keyframe(frame)
-            packets.append(encoder.encode(codec.to_motions(motion)[0], round(n * header.frame_ms), frame))
-            rx.link.put(packets[-1])
+            (packet,) = sender.send(frames[n : n + 1])
+            packets.append(packet)
+            rx.link.put(packet)
             if progress and time.monotonic() >= next_report:
                 next_report += 1.0
                 progress(_live_line(rx, captured, t0))
@@ -200,15 +200,16 @@ def call(
         fps_decoded=len(frames) / (max(rx.arrived.values()) - t0),
         latency_ms_p50=statistics.median(latency),
         latency_ms_p95=float(np.percentile(latency, 95)),
-        kbps=encoder.stats.kbps(),
-        kbps_motion=encoder.stats.kbps(keyframes=False),
-        keyframe_bytes=encoder.stats.keyframe_bytes,
-        psnr_db=psnr(decoded, frames),
-        keyframes=encoder.stats.keyframes,
+        kbps=sender.stats.kbps(),
+        kbps_motion=sender.stats.kbps(keyframes=False),
+        keyframe_bytes=sender.stats.keyframe_bytes,
+        psnr_db=psnr(decoded, frames, per_frame=False),
+        keyframes=sender.stats.keyframes,
     )
+    stream = stream_bytes(header, packets)
     if out_dir is not None:
-        report.outputs = _write_call(Path(out_dir), frames, decoded, fps, b"".join(packets))
-    return CallResult(report, decoded, b"".join(packets))
+        report.outputs = _write_call(Path(out_dir), frames, decoded, fps, stream)
+    return CallResult(report, decoded, stream)
 
 
 def _live_line(rx: _Receiver, captured: dict[int, float], t0: float) -> str:
@@ -228,12 +229,6 @@ def _write_call(out_dir: Path, original: np.ndarray, decoded: np.ndarray, fps: f
     paths["stream.fcdc"].write_bytes(stream)
     write_video(paths["side_by_side.mp4"], np.concatenate([original, decoded], axis=2), fps=fps)
     return {k: str(v) for k, v in paths.items()}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays (inf when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def load_portrait(path: Path, size: int) -> np.ndarray:

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from ..bitstream.refresh import RefreshPolicy
-from ..pipeline import ViewEdit
+from ..codec.pipeline import ViewEdit
+from ..commands import run_command
 from . import calls
-from .remote import DEFAULT_URL, ClientError
+from .remote import DEFAULT_URL
 
 log = logging.getLogger("facecodec.client")
 
@@ -158,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     conn = calls.Connection(args.url, args.timeout, args.verbose)
-    try:
-        return args.func(args, conn)
-    except (ClientError, ValueError, FileNotFoundError) as err:  # one clear line, no traceback
-        log.error("%s", err)
-        return 2
+    return run_command(lambda: args.func(args, conn), log)  # ClientError is a RuntimeError
 
 
 if __name__ == "__main__":

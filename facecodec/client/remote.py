@@ -1,7 +1,7 @@
 """gRPC access to the served models (tritonclient.grpc), no model logic.
 
 - `RemoteNetworks`: the stateless networks (motion_encoder, appearance_encoder, warp_decoder) behind
-  the same `Networks` interface as the in-process runtimes, so `pipeline`/`codec` code runs on it.
+  the same `Networks` interface as the in-process runtimes, so the codec (`facecodec.codec`) runs on it.
 - `DecoderSession`: one call on the stateful `decoder` model over ONE bidirectional gRPC stream
   (sequence id = the call, START on the first request, END on the last).
 """
@@ -20,7 +20,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from .. import io_spec
-from ..serving.session import FrameRequest
+from ..codec.session import FrameRequest
 
 log = logging.getLogger(__name__)
 DEFAULT_URL = "127.0.0.1:8001"

@@ -7,22 +7,18 @@ from pathlib import Path
 
 from ..bitstream.keyframe import add_keyframe_quality_argument
 from ..bitstream.refresh import RefreshPolicy
-from ..refine import RefineConfig, add_refine_argument
+from ..codec.refine import RefineConfig, add_refine_argument
 
 
 def load_model(args: argparse.Namespace):
     """The networks named by --preset/--weights/--checkpoint, with a label of the weights used."""
-    from ..pipeline import TorchNetworks
-    from ..weights import build_model, default_weights_path
+    from ..codec.pipeline import TorchNetworks
+    from ..weights import build_model, weights_path
     from .run import ModelInfo
 
     model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights)
-    if args.checkpoint is not None:
-        label = f"reference checkpoint `{args.checkpoint}`"
-    elif (path := args.weights or default_weights_path(args.preset)) is not None:
-        label = f"`{path}`"
-    else:
-        label = "**seeded random weights** (seed 0): no trained weights were found"
+    path = weights_path(args.preset, checkpoint=args.checkpoint, weights=args.weights)
+    label = f"reference checkpoint `{path}`" if args.checkpoint is not None else f"`{path}`"
     return ModelInfo(TorchNetworks(model), model.cfg.name, model.cfg.num_kp, label)
 
 
@@ -34,7 +30,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         clips_from = f"all videos in `{args.videos}`"
     else:
         clips = validation_clips(args.manifest)
-        clips_from = f"validation identities of `{args.manifest}` (facecodec.train.split)"
+        clips_from = f"validation identities of `{args.manifest}` (facecodec.identity_split)"
     doc = run_eval(load_model(args), clips[: args.max_clips], args.report, clips_from=clips_from,
                    max_frames=args.max_frames, lpips_nets=tuple(args.lpips), identity=not args.no_aed,
                    videos=not args.no_videos, freeview_image=args.freeview, transfer=args.transfer,

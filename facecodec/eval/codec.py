@@ -1,9 +1,9 @@
 """Running the codec for evaluation: self-reenactment through the real bitstream, free-view renders
-and motion transfer, all through the in-process pipeline (`facecodec.pipeline`).
+and motion transfer, all through the codec's in-process sender and receiver (`facecodec.codec`).
 
-Self-reenactment is what a call does: the sender estimates every frame's motion, the bitstream
-`Encoder` codes the source keyframe (WebP) and the motion packets, the `Decoder` parses them, and
-the receiver renders each frame from the DECODED keyframe and the DECODED (quantised) motion. The
+Self-reenactment is what a call does: the sender (`codec.Sender`) estimates every frame's motion and
+codes the source keyframe (WebP) and the motion packets, the `Decoder` parses them, and the receiver
+(`codec.receive`) renders each frame from the DECODED keyframe and the DECODED (quantised) motion. The
 stream rate is therefore the real rate of the packets.
 """
 
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bitstream import PacketType, RefreshPolicy, decode_stream, scan_packets
+from ..bitstream import PacketType, RefreshPolicy, decode_stream, scan_packets, stream_bytes
 from ..bitstream.keyframe import DEFAULT_QUALITY
+from ..codec.pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
+from ..codec.receiver import receive
+from ..codec.sender import MotionSearch, Sender, stream_header
 from ..media import to_frames
-from ..pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
-from ..serving.codec import MotionSearch, encode_video, stream_header, to_batch
 
 
 @dataclass(frozen=True)
@@ -42,42 +43,25 @@ def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = N
     return np.concatenate(parts)
 
 
-def render_stream(networks: Networks, motion: MotionBatch, sources: dict[int, np.ndarray], *,
-                  batch: int = 8) -> np.ndarray:
-    """Receiver frames for T frames of decoded `motion`; `sources` maps a frame index to the keyframe
-    image ((H, W, 3) uint8) that applies from that frame on (0 must be one), and that frame's own
-    motion is the source's, as in a call (`serving.codec.frame_request`) → (T, H, W, 3) uint8."""
-    if 0 not in sources:
-        raise ValueError("frame 0 needs a source keyframe")
-    starts = sorted(sources) + [len(motion)]
-    receiver, parts = Receiver(networks), []
-    for start, end in zip(starts, starts[1:]):
-        receiver.set_source(images_to_batch(sources[start][None]), motion[start])
-        parts.append(render(receiver, motion[start:end], batch=batch))
-    return np.concatenate(parts)
-
-
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
                  batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
                  keyframe_quality: int = DEFAULT_QUALITY) -> CodecRun:
-    """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode`
-    (`serving.codec.encode_video`) → bitstream → receiver; source = frame 0, and with `refresh` later
-    frames too, whenever the policy sends one as a new keyframe. `search`: the sender's motion search
-    (`facecodec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality."""
+    """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode` (`codec.Sender`)
+    → bitstream → the receiver of `facecodec decode` (`codec.receive`); source = frame 0, and with
+    `refresh` later frames too, whenever the policy sends one as a new keyframe. `search`: the sender's
+    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality."""
     t, h, w, _ = frames.shape
     if h != w:
         raise ValueError(f"expected square frames, got {h}×{w}")
     header = stream_header(preset, num_kp, h, fps)
-    chunks, _ = encode_video(networks, frames, header, refresh=refresh, search=search,
-                             keyframe_quality=keyframe_quality)
-    data = header.to_bytes() + b"".join(chunks)
+    sender = Sender(networks, header, refresh=refresh, search=search, keyframe_quality=keyframe_quality, batch=batch)
+    data = stream_bytes(header, sender.send(frames))
     stream = decode_stream(data)
     if len(stream.frames) != t or stream.frames[0].keyframe is None:
         raise RuntimeError(f"bitstream round trip returned {len(stream.frames)} of {t} frames")
-    sources = {i: f.keyframe for i, f in enumerate(stream.frames) if f.keyframe is not None}
-    received = to_batch([f.motion for f in stream.frames])
+    sources = [f.keyframe for f in stream.frames if f.keyframe is not None]
     return CodecRun(
-        frames=render_stream(networks, received, sources, batch=batch),
+        frames=to_frames(receive(networks, stream.frames, batch=batch)),
         keyframe=sources[0],
         kbps=stream.stats.kbps(),
         motion_kbps=stream.stats.kbps(keyframes=False),

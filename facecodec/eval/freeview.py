@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..landmarks import FaceLandmarker, head_pose
-from ..pipeline import Networks, ViewEdit
+from ..codec.pipeline import Networks, ViewEdit
 from .codec import render_views
 
 ANGLES = (-30.0, 0.0, 30.0)

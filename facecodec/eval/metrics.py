@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import quality
+
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape != b.shape or a.ndim != 4 or a.shape[-1] != 3:
@@ -20,9 +22,7 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """PSNR in dB over all pixels and channels of each frame (peak 255); inf for identical frames."""
     _check_pair(a, b)
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    with np.errstate(divide="ignore"):
-        return 10 * np.log10(255.0**2 / mse)
+    return quality.psnr(a, b)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -57,12 +57,12 @@ def ssim(a: np.ndarray, b: np.ndarray, *, window: int = 11, sigma: float = 1.5, 
 class Lpips:
     """Shift-tolerant LPIPS (stLPIPS) with the AlexNet and/or VGG weights shipped in `stlpips-pytorch`.
 
-    The networks are re-declared in `facecodec.train.perceptual.StLpips` (the wheel's own modules
+    The networks are re-declared in `facecodec.perceptual.StLpips` (the wheel's own modules
     need torchvision); its outputs equal the wheel's reference code (checked in the tests).
     """
 
     def __init__(self, nets: tuple[str, ...] = ("alex", "vgg"), batch: int = 8):
-        from ..train.perceptual import StLpips
+        from ..perceptual import StLpips
 
         self.batch = batch
         self.models = {net: StLpips(net) for net in nets}

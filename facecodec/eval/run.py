@@ -15,8 +15,8 @@ import numpy as np
 from ..bitstream import RefreshPolicy
 from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..media import probe_fps, read_still, read_video, write_video
-from ..pipeline import Networks
-from ..refine import RefineConfig, motion_search
+from ..codec.pipeline import Networks
+from ..codec.refine import RefineConfig, motion_search
 from . import figures
 from .codec import self_reenact, transfer_motion
 from .compare import Evaluator, FaceAnalysis
@@ -39,8 +39,8 @@ class ModelInfo:
 
 
 def validation_clips(manifest: Path) -> list[Path]:
-    """Clips of the validation identities of `facecodec.train.split` (paths beside the manifest)."""
-    from ..train.split import read_clips, split_identities
+    """Clips of the validation identities of `facecodec.identity_split` (paths beside the manifest)."""
+    from ..identity_split import read_clips, split_identities
 
     _, val_ids = split_identities(manifest)
     wanted = set(val_ids)
@@ -166,7 +166,8 @@ def _describe(policy: RefreshPolicy) -> str:
 def _describe_refine(cfg: RefineConfig) -> str:
     smoothed = f", then smoothed over time ({', '.join(f'{t:g}' for t in cfg.smoothing)})" if cfg.smoothing else ""
     return (f"sender-side motion search, {cfg.steps} Adam steps per frame on the L1 of the receiver's render "
-            f"(facecodec.refine; step sizes {cfg.lr_angle:g}°, {cfg.lr_shift:g}, δ {cfg.lr_expression:g}){smoothed}")
+            f"(facecodec.codec.refine; step sizes {cfg.lr_angle:g}°, {cfg.lr_shift:g}, δ {cfg.lr_expression:g})"
+            f"{smoothed}")
 
 
 def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str, max_frames: int | None = None,
@@ -178,7 +179,7 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
 
     `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
     `identity` are ignored). `refresh`: the sender may refresh the source keyframe (`RefreshPolicy`);
-    the baseline still repeats the first frame. `refine`: the sender's motion search (`facecodec.refine`).
+    the baseline still repeats the first frame. `refine`: the sender's motion search (`facecodec.codec.refine`).
     `keyframe_quality`: WebP quality of the source picture, for the codec and the baseline alike.
     """
     if not clips:

@@ -48,7 +48,8 @@ class MotionFieldEstimator(nn.Module):
         self.mask = nn.Conv3d(out_ch, cfg.num_kp + 1, cfg.mask_kernel, padding=cfg.mask_kernel // 2)
         self.compress = nn.Conv3d(cfg.feature_channels, cfg.compress, 1)
         self.norm = nn.BatchNorm3d(cfg.compress)
-        self.occlusion = nn.Conv2d(out_ch * cfg.feature_depth, 1, cfg.occlusion_kernel, padding=cfg.occlusion_kernel // 2)
+        self.occlusion = nn.Conv2d(out_ch * cfg.feature_depth, 1, cfg.occlusion_kernel,
+                                   padding=cfg.occlusion_kernel // 2)
 
     def forward(self, features: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor):
         feat = F.relu(self.norm(self.compress(features)))  # (B, c, D, H, W)
@@ -93,7 +94,7 @@ def warp_volume(volume: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """5-D trilinear grid sample, zeros padding, align_corners=False (the reference's defaults).
 
     volume (N, C, D, H, W), grid (N, Do, Ho, Wo, 3) with last axis (x, y, z) → (N, C, Do, Ho, Wo).
-    For TensorRT this op becomes the `GridSample3D` plugin node (`facecodec.export`).
+    For TensorRT this op becomes the `GridSample3D` plugin node (`facecodec.onnx_export`).
     """
     return F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

@@ -45,8 +45,8 @@ def add_rd_parser(sub) -> None:
 def cmd_rd(args: argparse.Namespace) -> int:
     import torch
 
-    from ..pipeline import TorchNetworks
-    from ..weights import build_model, default_weights_path
+    from ..codec.pipeline import TorchNetworks
+    from ..weights import build_model, weights_path
     from .neural import DEFAULT_SWEEP
     from .quality import LpipsPlan
     from .report import RdRun, write_report
@@ -62,10 +62,8 @@ def cmd_rd(args: argparse.Namespace) -> int:
     paths = (validation_videos(args.manifest, args.num_clips, args.max_frames) if args.manifest
              else find_videos(args.videos))
     model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights)
-    weights_path = args.checkpoint or args.weights or default_weights_path(args.preset)
-    weights = weights_info(weights_path, reference=args.checkpoint is not None)
-    if not weights_path:
-        log.warning("no weights for preset %s: measuring seeded RANDOM weights", args.preset)
+    weights_file = weights_path(args.preset, checkpoint=args.checkpoint, weights=args.weights)
+    weights = weights_info(weights_file, reference=args.checkpoint is not None)
     plan = LpipsPlan.parse(args.lpips)
     sweep = Sweep(TorchNetworks(model), args.preset, model.cfg.num_kp, args.codecs, DEFAULT_SWEEP, lpips=plan)
     cached = _cached_anchor_points(args.anchors_from, plan) if args.anchors_from else {}

@@ -1,9 +1,9 @@
 """facecodec operating points: a clip through sender → real bitstream → receiver, at one setting.
 
 The sender estimates every frame's motion once per clip (`sender_motion`); each setting then codes
-that motion with the bitstream `Encoder` (quantiser scale `qscale` or a `target_kbps`, keyframe =
-frame 0 as WebP at `keyframe_quality`), the `Decoder` parses the bytes, and the receiver renders
-every frame from the DECODED keyframe and the DECODED motion. Rates count the bytes of that stream:
+that motion with the codec's `Sender` (quantiser scale `qscale` or a `target_kbps`, keyframe =
+frame 0 as WebP at `keyframe_quality`), the `Decoder` parses the bytes, and the codec's receiver
+renders every frame from the DECODED keyframe and the DECODED motion. Rates count the bytes of that stream:
 
 - `kbps`: everything — stream header, keyframe packet, motion packets (framing and CRC included) —
   over the clip's duration, i.e. the keyframe amortised over this clip only;
@@ -15,15 +15,16 @@ every frame from the DECODED keyframe and the DECODED motion. Rates count the by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from ..bitstream import DecodedStream, Encoder, Motion, StreamHeader, decode_stream, split_batch, stack_batch
+from ..bitstream import DecodedFrame, DecodedStream, Motion, StreamHeader, decode_stream, stream_bytes
 from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..bitstream.quant import QSCALE_UNITY
-from ..eval.codec import render_stream
-from ..pipeline import MotionBatch, Networks, encode_frames, images_to_batch
+from ..codec.pipeline import MotionBatch, Networks, encode_frames, images_to_batch
+from ..codec.receiver import receive
+from ..codec.sender import Sender, stream_header
+from ..media import to_frames
 from .quality import LpipsPlan, QualityMeter
 
 
@@ -84,51 +85,37 @@ class NeuralEncode:
         return self.motion_kbps + 8.0 * (self.keyframe_bytes + self.header_bytes) / call_seconds / 1000.0
 
 
-def stream_header(frames: np.ndarray, fps: float, *, preset: str, num_kp: int) -> StreamHeader:
-    rate = Fraction(fps).limit_denominator(1001)
-    return StreamHeader(preset=preset, num_kp=num_kp, height=frames.shape[1], width=frames.shape[2],
-                        fps_num=rate.numerator, fps_den=rate.denominator)
-
-
-def sender_motion(networks: Networks, frames: np.ndarray, batch: int = 8) -> list[Motion]:
+def sender_motion(networks: Networks, frames: np.ndarray, batch: int = 8) -> MotionBatch:
     """The sender's motion of every frame (T, H, W, 3) uint8, unquantised."""
-    sent = encode_frames(networks, images_to_batch(frames), batch)
-    return split_batch(sent.rotation[:, 0], sent.rotation[:, 1], sent.rotation[:, 2], sent.translation,
-                       sent.expression)
+    return encode_frames(networks, images_to_batch(frames), batch)
 
 
-def transmit(header: StreamHeader, motions: list[Motion], source_image: np.ndarray,
+def transmit(header: StreamHeader, frames: np.ndarray, motion: MotionBatch,
              setting: NeuralSetting) -> tuple[bytes, DecodedStream]:
-    """Code the keyframe + motion at `setting` and decode the bytes again: (stream bytes, decoded)."""
-    encoder = Encoder(header, qscale=setting.qscale, target_kbps=setting.target_kbps,
-                      keyframe_quality=setting.keyframe_quality)
-    encoder.request_keyframe(source_image)
-    chunks = [encoder.encode(m, round(n * header.frame_ms)) for n, m in enumerate(motions)]
-    data = header.to_bytes() + b"".join(chunks)
+    """Code the keyframe (frame 0) + motion at `setting` and decode the bytes again: (stream bytes, decoded)."""
+    sender = Sender(None, header, qscale=setting.qscale, target_kbps=setting.target_kbps,
+                    keyframe_quality=setting.keyframe_quality)
+    data = stream_bytes(header, sender.send(frames, motion))
     decoded = decode_stream(data)
-    if len(decoded.frames) != len(motions) or decoded.frames[0].keyframe is None or decoded.drops:
-        raise RuntimeError(f"bitstream round trip lost data: {len(decoded.frames)} of {len(motions)} frames, "
+    if len(decoded.frames) != len(motion) or decoded.frames[0].keyframe is None or decoded.drops:
+        raise RuntimeError(f"bitstream round trip lost data: {len(decoded.frames)} of {len(motion)} frames, "
                            f"drops {dict(decoded.drops)}")
     return data, decoded
 
 
-def motion_batch(motions: list[Motion]) -> MotionBatch:
-    yaw, pitch, roll, t, exp = stack_batch(motions)
-    return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp)
-
-
-def receive(networks: Networks, keyframe: np.ndarray, motions: list[Motion], batch: int = 8) -> np.ndarray:
+def receive_frames(networks: Networks, keyframe: np.ndarray, motions: list[Motion], batch: int = 8) -> np.ndarray:
     """Receiver frames (T, H, W, 3) uint8 from a keyframe image and per-frame motion (frame 0 = source)."""
-    return render_stream(networks, motion_batch(motions), {0: keyframe}, batch=batch)
+    frames = [DecodedFrame(n, 0, m, False, keyframe if n == 0 else None) for n, m in enumerate(motions)]
+    return to_frames(receive(networks, frames, batch=batch))
 
 
-def run_setting(networks: Networks, frames: np.ndarray, fps: float, motions: list[Motion], header: StreamHeader,
+def run_setting(networks: Networks, frames: np.ndarray, fps: float, motion: MotionBatch, header: StreamHeader,
                 setting: NeuralSetting, batch: int = 8) -> NeuralEncode:
     """One clip at one setting, through the real bitstream round trip and the receiver's networks."""
-    data, decoded = transmit(header, motions, frames[0], setting)
+    data, decoded = transmit(header, frames, motion, setting)
     stats = decoded.stats
     keyframe = decoded.frames[0].keyframe
-    out = receive(networks, keyframe, [f.motion for f in decoded.frames], batch)
+    out = to_frames(receive(networks, decoded.frames, batch=batch))
     header_bytes = len(header.to_bytes())
     motion_bytes = stats.intra_bytes + stats.predicted_bytes
     if header_bytes + stats.keyframe_bytes + motion_bytes != len(data):
@@ -157,10 +144,10 @@ class QuantisationEffect:
                 "motion_kbps": self.motion_kbps, "kbps": self.kbps, "frames": self.frames}
 
 
-def unquantised_gap(networks: Networks, encoded: NeuralEncode, motions: list[Motion], plan: LpipsPlan | None = None,
+def unquantised_gap(networks: Networks, encoded: NeuralEncode, motion: MotionBatch, plan: LpipsPlan | None = None,
                     *, lpips=None, batch: int = 8) -> QuantisationEffect:
-    """Compare a decode (`run_setting` output) with the render of the unquantised `motions`."""
-    exact = receive(networks, encoded.keyframe, motions, batch)
+    """Compare a decode (`run_setting` output) with the render of the unquantised `motion`."""
+    exact = receive_frames(networks, encoded.keyframe, motion.to_motions(), batch)
     quality = QualityMeter(exact, plan, lpips=lpips).summary(encoded.frames)
     return QuantisationEffect(encoded.setting, quality, encoded.motion_kbps, encoded.kbps, len(encoded.frames))
 
@@ -170,7 +157,7 @@ def quantisation_effect(networks: Networks, frames: np.ndarray, fps: float, *, p
                         batch: int = 8) -> QuantisationEffect:
     """LPIPS (and PSNR, SSIM) of the decode with quantised keypoints vs with unquantised keypoints,
     same source; plus the keypoint stream's rate without the keyframe (acceptance check 4)."""
-    header = stream_header(frames, fps, preset=preset, num_kp=num_kp)
-    motions = sender_motion(networks, frames, batch)
-    encoded = run_setting(networks, frames, fps, motions, header, setting, batch)
-    return unquantised_gap(networks, encoded, motions, plan, batch=batch)
+    header = stream_header(preset, num_kp, frames.shape[1], fps)
+    motion = sender_motion(networks, frames, batch)
+    encoded = run_setting(networks, frames, fps, motion, header, setting, batch)
+    return unquantised_gap(networks, encoded, motion, plan, batch=batch)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.pipeline import Networks
+from ..codec.sender import stream_header
 from ..media import probe_fps, read_video
-from ..pipeline import Networks
 from .anchors import encode_anchor, get_anchor
 from .neural import (DEFAULT_SETTING, NeuralEncode, NeuralSetting, QuantisationEffect, run_setting, sender_motion,
-                     stream_header, unquantised_gap)
+                     unquantised_gap)
 from .quality import LpipsPlan, QualityMeter
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ def find_videos(items: Sequence[str | Path]) -> list[Path]:
 
 def validation_videos(manifest: str | Path, count: int, min_frames: int) -> list[Path]:
     """The first clip (by name) of each of the first `count` validation identities (sorted) that
-    has at least `min_frames` frames — never trained on (`facecodec.train.split`)."""
-    from ..train.split import read_clips, split_identities
+    has at least `min_frames` frames — never trained on (`facecodec.identity_split`)."""
+    from ..identity_split import read_clips, split_identities
 
     manifest = Path(manifest)
     _, val = split_identities(manifest)
@@ -141,12 +142,12 @@ class Sweep:
     def facecodec_points(self, clip: Clip, meter: QualityMeter) -> tuple[list[RdPoint], QuantisationEffect | None]:
         if not self.settings:
             return [], None
-        header = stream_header(clip.frames, clip.fps, preset=self.preset, num_kp=self.num_kp)
-        motions = sender_motion(self.networks, clip.frames)
+        header = stream_header(self.preset, self.num_kp, clip.frames.shape[1], clip.fps)
+        motion = sender_motion(self.networks, clip.frames)
         points, gap = [], None
         for setting in self.settings:
             start = time.perf_counter()
-            enc = run_setting(self.networks, clip.frames, clip.fps, motions, header, setting)
+            enc = run_setting(self.networks, clip.frames, clip.fps, motion, header, setting)
             quality = meter.summary(enc.frames)
             sizes = {"stream": enc.stream_bytes, "header": enc.header_bytes, "keyframe": enc.keyframe_bytes,
                      "motion": enc.motion_bytes}
@@ -154,7 +155,7 @@ class Sweep:
                                   sizes, default=setting == DEFAULT_SETTING))
             self._log(clip, points[-1], time.perf_counter() - start)
             if setting == DEFAULT_SETTING:
-                gap = unquantised_gap(self.networks, enc, motions, self.lpips, lpips=meter.lpips)
+                gap = unquantised_gap(self.networks, enc, motion, self.lpips, lpips=meter.lpips)
                 points.append(keyframe_only_point(clip, enc, meter))
                 self._log(clip, points[-1], time.perf_counter() - start)
         return points, gap

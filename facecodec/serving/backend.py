@@ -18,7 +18,6 @@ import numpy as np
 from ..runtime import OrtRunner
 
 log = logging.getLogger(__name__)
-WARP_FILE = "warp_decoder.onnx"  # the decoder's own copy of the warp network, next to its model.py
 
 
 def _pb_utils():
@@ -87,17 +86,16 @@ class DecoderModel(_Model):
     On CPU the warp network runs here on ONNX Runtime and the once-per-call networks
     (appearance_encoder, and motion_encoder when START carries no motion) are reached by BLS. On a
     GPU instance (the GPU repository shares this model) every network is a BLS call and the source
-    tensors stay on the device (`gpu.gpu_session_parts`).
+    tensors stay on the device (`bls.gpu_session_parts`).
     """
 
     def __init__(self, args: dict):
-        from .configs import CONTROLS, CORRID
-        from .session import HostArrays, SessionStore
+        from ..codec.session import HostArrays, SessionStore
+        from .bls import BlsNetworks, RoutedNetworks, gpu_session_parts
+        from .configs import CONTROLS, CORRID, WARP_FILE
 
         super().__init__(args)
         if args.get("model_instance_kind") == "GPU":
-            from .gpu import gpu_session_parts
-
             networks, arrays = gpu_session_parts(self.pb, int(args["model_instance_device_id"]))
         else:
             local = (
@@ -113,7 +111,7 @@ class DecoderModel(_Model):
         self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
 
     def execute(self, requests: list) -> list:
-        from .session import FrameRequest
+        from ..codec.session import FrameRequest
 
         frames = []
         for request in requests:
@@ -131,32 +129,3 @@ class DecoderModel(_Model):
     def finalize(self) -> None:
         log.info("decoder finalised with %d live sessions", len(self.store))
         self.store.sessions.clear()
-
-
-class RoutedNetworks:
-    """`Networks` callable that runs some networks locally and the rest through `fallback`."""
-
-    def __init__(self, local: dict, fallback):
-        self.local, self.fallback = local, fallback
-
-    def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.local[name](feeds) if name in self.local else self.fallback(name, feeds)
-
-
-class BlsNetworks:
-    """`Networks` callable over Business Logic Scripting: a request to another model of this server."""
-
-    def __init__(self, pb_utils):
-        self.pb = pb_utils
-
-    def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .. import io_spec
-
-        spec = io_spec.NETWORKS[name]
-        inputs = [self.pb.Tensor(n, np.ascontiguousarray(feeds[n], np.float32)) for n in spec.input_names]
-        request = self.pb.InferenceRequest(model_name=name, requested_output_names=spec.output_names, inputs=inputs)
-        response = request.exec()
-        if response.has_error():
-            raise RuntimeError(f"BLS request to {name} failed: {response.error().message()}")
-        # copies: the response's memory belongs to the backend, the session keeps these for the call
-        return {n: np.array(self.pb.get_output_tensor_by_name(response, n).as_numpy()) for n in spec.output_names}

@@ -3,6 +3,7 @@ then a `TritonServer`. `make serve` and `make demo` run this through `python -m 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import signal
@@ -12,9 +13,16 @@ from pathlib import Path
 
 from . import configs, repository
 from .server import TritonServer
-from .settings import ServingSettings
+from .settings import ServingSettings, add_arguments
 
 log = logging.getLogger(__name__)
+
+
+def add_repository_arguments(p: argparse.ArgumentParser) -> None:
+    """--repository, --onnx and the serving settings: every command that serves (serve, the demo)."""
+    p.add_argument("--repository", type=Path, required=True, help="model repository (configs + model.py)")
+    p.add_argument("--onnx", type=Path, required=True, help="export directory (exported here if missing or stale)")
+    add_arguments(p)
 
 
 @contextlib.contextmanager

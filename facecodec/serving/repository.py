@@ -7,6 +7,7 @@ the weights behind an export directory changed, so trained weights drop in witho
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .. import io_spec
 from . import configs
-from .backend import WARP_FILE
+from .configs import WARP_FILE
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -29,23 +30,24 @@ PLACES = {  # exported file → where the repository expects it
 
 
 def weights_identity(preset: str, weights: Path | None = None, checkpoint: Path | None = None) -> dict:
-    """What an export is made from: the weights file (path, size, mtime) or the seeded random init,
-    and the source of the code that builds and exports the networks."""
-    from ..weights import default_weights_path
+    """What an export is made from: the weights file (path, size, mtime), and the source of the code
+    that builds and exports the networks."""
+    from ..weights import weights_path
 
     identity = {"preset": preset, "code": _export_code_digest()}
-    path = checkpoint or weights or default_weights_path(preset)
-    if path is None:
-        return {**identity, "weights": "seeded random (no weights file)"}
+    path = weights_path(preset, checkpoint=checkpoint, weights=weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
     stat = Path(path).stat()
     return {**identity, "weights": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+@functools.cache  # the sources do not change under a running process: hashed once, not on every encode
 def _export_code_digest() -> str:
     """sha256 of the modules that define the exported graphs (networks, presets, contract, export)."""
     package = Path(__file__).resolve().parent.parent
     files = sorted((package / "models").glob("*.py")) + [
-        package / name for name in ("export.py", "presets.py", "io_spec.py", "kinematics.py")
+        package / name for name in ("onnx_export.py", "presets.py", "io_spec.py", "kinematics.py")
     ]
     digest = hashlib.sha256()
     for path in files:
@@ -60,10 +62,11 @@ def ensure_export(onnx_dir: Path, preset: str, *, weights: Path | None = None, c
     stamp = onnx_dir / STAMP
     if all((onnx_dir / f).is_file() for f in PLACES) and stamp.is_file() and json.loads(stamp.read_text()) == identity:
         return onnx_dir
-    from ..export import export_all
+    from ..onnx_export import export_all
     from ..weights import build_model
 
-    log.info("exporting %s to %s (%s)", preset, onnx_dir, identity["weights"])
+    why = "missing" if not stamp.is_file() else "made from other weights or code"
+    log.warning("exporting %s to %s: the export there is %s (%s)", preset, onnx_dir, why, identity["weights"])
     export_all(build_model(preset, weights=weights, checkpoint=checkpoint), onnx_dir)
     stamp.write_text(json.dumps(identity, indent=1) + "\n")
     return onnx_dir

@@ -53,3 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def from_arguments(args: argparse.Namespace) -> ServingSettings:
     return ServingSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServingSettings)})
+
+
+def profile_batches(settings: ServingSettings, opt: int | None = None) -> tuple[int, int, int]:
+    """(min, opt, max) batch of the TensorRT optimisation profiles.
+
+    max is `max_batch_size`, which Triton may send. opt defaults to the batch the configs prefer:
+    the decoder's sequence batcher has `preferred_batch_size: [max_batch_size]` and calls
+    warp_decoder with the batch it formed, so under load (where throughput matters) that is the
+    batch every engine sees; batch 1 at low load runs well inside the same profile.
+    """
+    top = settings.max_batch_size
+    opt = top if opt is None else opt
+    if not 1 <= opt <= top:
+        raise ValueError(f"optimisation batch {opt} outside the served range 1..{top}")
+    return 1, opt, top
+
+
+def warmup_batches(settings: ServingSettings) -> tuple[int, ...]:
+    """Batches every TensorRT model is warmed up with: both ends of its profile."""
+    return tuple(sorted({1, settings.max_batch_size}))

@@ -53,7 +53,7 @@ def add_train_parser(sub) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import TrainConfig
-    from .export import export_weights
+    from .publish import export_weights
     from .loop import RunPaths, train
 
     if args.device == "cuda":

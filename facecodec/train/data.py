@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..media import read_video
-from .split import Clip, read_clips
+from ..identity_split import Clip, read_clips
 
 log = logging.getLogger(__name__)
 

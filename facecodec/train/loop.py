@@ -40,9 +40,9 @@ from .forward import (
 )
 from .dense_flow import dense_flow_targets
 from .losses import TrainingLoss
-from .perceptual import StLpips
+from ..perceptual import StLpips
 from .face_labels import compute_face_labels
-from .split import split_identities
+from ..identity_split import split_identities
 from .validate import validate, validation_set
 from .viz import plot_losses, sample_grid
 

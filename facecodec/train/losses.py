@@ -12,7 +12,7 @@ from .config import LossWeights
 from .dense_flow import dense_flow_loss
 from ..models.generator import depth_averaged_flow, warp_image
 from .forward import ForwardOut, apply_affine_points
-from .perceptual import PerceptualLoss
+from ..perceptual import PerceptualLoss
 
 
 def equivariance_loss(kp_driving: torch.Tensor, kp_transformed: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_clips
-from .perceptual import StLpips
-from .split import split_identities
+from ..perceptual import StLpips
+from ..identity_split import split_identities
 from .validate import validate, validation_set
 
 

@@ -15,7 +15,8 @@ import torch
 from ..models import FaceVid2Vid
 from .data import ClipFrames
 from .forward import run_model
-from .perceptual import StLpips, psnr
+from ..perceptual import StLpips
+from ..quality import psnr
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ def validate(model: FaceVid2Vid, data: ValidationSet, metrics: dict[str, StLpips
     n = data.drivings.shape[1]
     generated, target = torch.cat(gen), data.drivings.flatten(0, 1)
     repeated = data.sources.repeat_interleave(n, 0)
-    out = {"psnr": float(psnr(generated, target).mean()), "baseline_psnr": float(psnr(repeated, target).mean())}
+    host = {k: v.cpu().numpy() for k, v in (("generated", generated), ("target", target), ("repeated", repeated))}
+    out = {name: float(psnr(host[k], host["target"], peak=1.0).mean())
+           for name, k in (("psnr", "generated"), ("baseline_psnr", "repeated"))}
     for name, metric in metrics.items():
         out[f"lpips_{name}"], out[f"baseline_lpips_{name}"] = _mean_lpips(metric, target, generated, repeated)
     return out

@@ -49,3 +49,20 @@ def encode_frames():
 
     return encode
 
+
+
+@pytest.fixture(scope="session")
+def send_stream():
+    """send(header, motions, *, images=None, **sender_kwargs) -> header + packets, through the codec's
+    one sender loop (`facecodec.codec.Sender`) with the motion given; `images` (one per motion) makes
+    images[0] the keyframe and lets a refresh policy send the others."""
+    from facecodec.bitstream import stream_bytes
+    from facecodec.codec.pipeline import MotionBatch
+    from facecodec.codec.sender import Sender
+
+    def send(header, motions, *, images=None, **kwargs):
+        sender = Sender(None, header, **kwargs)
+        frames = None if images is None else np.stack(images)
+        return stream_bytes(header, sender.send(frames, MotionBatch.from_motions(motions)))
+
+    return send

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecodec.bitstream import (Flags, Motion, PacketType, RefreshPolicy, StreamHeader, decode_stream, encode_stream,
-                                 scan_packets)
+from facecodec.bitstream import Flags, Motion, PacketType, RefreshPolicy, StreamHeader, decode_stream, scan_packets
 
 K = 15
 
@@ -37,11 +36,11 @@ def test_policy_thresholds_and_interval():
         RefreshPolicy(max_angle_deg=0)
 
 
-def test_a_turning_head_gets_refresh_keyframes_of_its_own_frames(header):
+def test_a_turning_head_gets_refresh_keyframes_of_its_own_frames(header, send_stream):
     yaws = 0.5 * np.arange(100)  # 50° over 4 s at 25 fps
     motions = [_motion(yaw=y) for y in yaws]
     images = [_frame(n) for n in range(100)]
-    data = encode_stream(header, motions, source_image=images[0], images=images, refresh=RefreshPolicy())
+    data = send_stream(header, motions, images=images, refresh=RefreshPolicy())
     stream = decode_stream(data)
 
     keyframes = [f.seq for f in stream.frames if f.keyframe is not None]
@@ -54,16 +53,16 @@ def test_a_turning_head_gets_refresh_keyframes_of_its_own_frames(header):
     assert refreshes == [31, 62, 93]
 
 
-def test_no_refresh_without_a_policy_or_beyond_thresholds(header):
+def test_no_refresh_without_a_policy_or_beyond_thresholds(header, send_stream):
     motions = [_motion(yaw=y) for y in np.linspace(0, 45, 50)]
     images = [_frame(n) for n in range(50)]
-    plain = decode_stream(encode_stream(header, motions, source_image=images[0], images=images))
+    plain = decode_stream(send_stream(header, motions, images=images))
     assert [f.seq for f in plain.frames if f.keyframe is not None] == [0]
     slow = RefreshPolicy(max_angle_deg=50)
-    kept = decode_stream(encode_stream(header, motions, source_image=images[0], images=images, refresh=slow))
+    kept = decode_stream(send_stream(header, motions, images=images, refresh=slow))
     assert [f.seq for f in kept.frames if f.keyframe is not None] == [0]
 
 
-def test_refresh_needs_the_images(header):
+def test_refresh_needs_the_images(header, send_stream):
     with pytest.raises(ValueError, match="needs the frame images"):
-        encode_stream(header, [_motion()] * 3, source_image=_frame(0), refresh=RefreshPolicy())
+        send_stream(header, [_motion()] * 3, refresh=RefreshPolicy())

@@ -1,4 +1,4 @@
-"""scripts/aed_oracle.py: the flow oracle moves the keyframe's pixels where the real frame has them."""
+"""experiments/aed_oracle.py: the flow oracle moves the keyframe's pixels where the real frame has them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("cv2")
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "aed_oracle.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "aed_oracle.py"
 spec = importlib.util.spec_from_file_location("aed_oracle", SCRIPT)
 aed_oracle = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(aed_oracle)

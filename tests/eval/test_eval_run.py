@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from facecodec.models import FaceVid2Vid
-from facecodec.pipeline import TorchNetworks
+from facecodec.codec.pipeline import TorchNetworks
 from facecodec.presets import get_preset
 from tests.conftest import SAMPLE_CLIP
 
@@ -116,21 +116,6 @@ def test_freeview_and_transfer(model, evaluator, sample_frames, tmp_path):
 
     out = transfer_motion(model.networks, sample_frames[50], sample_frames[:2])
     assert out.shape == (2, 256, 256, 3) and out.dtype == np.uint8
-
-
-def test_render_stream_swaps_the_source_at_each_keyframe(model, sample_frames):
-    from facecodec.eval.codec import render, render_stream
-    from facecodec.pipeline import Receiver, encode_frames, images_to_batch
-
-    frames = sample_frames[:6]
-    motion = encode_frames(model.networks, images_to_batch(frames))
-    out = render_stream(model.networks, motion, {0: frames[0], 4: frames[4]})
-    for start, end in ((0, 4), (4, 6)):
-        receiver = Receiver(model.networks)
-        receiver.set_source(images_to_batch(frames[start][None]), motion[start])
-        np.testing.assert_array_equal(out[start:end], render(receiver, motion[start:end]))
-    with pytest.raises(ValueError, match="frame 0"):
-        render_stream(model.networks, motion, {2: frames[2]})
 
 
 def test_self_reenact_with_refresh_sends_and_uses_later_keyframes(model, sample_frames):

@@ -8,17 +8,26 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from facecodec.export import OPSET, to_plugin_variant
+from facecodec.onnx_export import OPSET, to_plugin_variant
 
 
 def grid_sample_model() -> onnx.ModelProto:
-    """Y = GridSample(X, grid) on 5-D input, as the exporter leaves the decoder's warps."""
+    """The decoder's two kinds of warp as the exporter leaves them (opset 20 spelling): Y =
+    GridSample(X, grid) on 5-D input (the feature volume), and the lite decoder's 4-D image warp,
+    warped = GridSample(image, flow) with border padding and align_corners=1."""
     x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 2, 3, 4, 5])
     grid = helper.make_tensor_value_info("grid", TensorProto.FLOAT, ["N", 3, 4, 5, 3])
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])
+    flow = helper.make_tensor_value_info("flow", TensorProto.FLOAT, ["N", 8, 8, 2])
     y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 2, 3, 4, 5])
-    node = helper.make_node("GridSample", ["X", "grid"], ["Y"], name="/warp/GridSample", mode="linear",
-                            padding_mode="zeros", align_corners=0)
-    graph = helper.make_graph([node], "warp", [x, grid], [y])
+    warped = helper.make_tensor_value_info("warped", TensorProto.FLOAT, ["N", 3, 8, 8])
+    nodes = [
+        helper.make_node("GridSample", ["X", "grid"], ["Y"], name="/warp/GridSample", mode="linear",
+                         padding_mode="zeros", align_corners=0),
+        helper.make_node("GridSample", ["image", "flow"], ["warped"], name="/warp/GridSample_1", mode="linear",
+                         padding_mode="border", align_corners=1),
+    ]
+    graph = helper.make_graph(nodes, "warp", [x, grid, image, flow], [y, warped])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from export import engines
 from facecodec import io_spec, plugin_spec
 from facecodec.presets import get_preset
 from facecodec.serving.settings import ServingSettings
+from tests.conftest import REPO
 
 LITE = ServingSettings()
 
@@ -99,11 +103,63 @@ def test_stripping_refuses_graphs_it_does_not_understand(plugin_model):
         engines.strip_plugin_functions(broken)
 
 
+def _modes(model) -> dict[str, str]:
+    return {n.name: helper.get_attribute_value(next(a for a in n.attribute if a.name == "mode")).decode()
+            for n in model.graph.node if n.op_type == "GridSample"}
+
+
+def test_tensorrt_model_spells_grid_sample_modes_as_the_parser_knows_them(plugin_model):
+    # opset 20's "linear" reaches onnx-tensorrt's GridSample importer as an unknown string: nearest
+    assert _modes(plugin_model) == {"/warp/GridSample_1": "linear"}
+    parsed = engines.tensorrt_model(plugin_model)
+    assert _modes(parsed) == {"/warp/GridSample_1": "bilinear"}
+    (warp,) = [n for n in parsed.graph.node if n.op_type == "GridSample"]
+    attrs = {a.name: helper.get_attribute_value(a) for a in warp.attribute}
+    assert attrs == {"mode": b"bilinear", "padding_mode": b"border", "align_corners": 1}
+    assert not parsed.functions and len(_plugin_nodes(parsed)) == 1
+    assert _modes(plugin_model) == {"/warp/GridSample_1": "linear"}  # the ONNX Runtime file keeps opset 20's name
+
+
+@pytest.mark.parametrize("mode, expected", [("linear", "bilinear"), ("cubic", "bicubic"), ("nearest", "nearest"),
+                                            ("bilinear", "bilinear"), (None, "bilinear")])
+def test_every_grid_sample_mode_gets_tensorrts_name(mode, expected):
+    attrs = {"mode": mode} if mode else {}
+    node = helper.make_node("GridSample", ["image", "flow"], ["warped"], name="warp", **attrs)
+    x = helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 1, 4, 4])
+    grid = helper.make_tensor_value_info("flow", onnx.TensorProto.FLOAT, [1, 4, 4, 2])
+    y = helper.make_tensor_value_info("warped", onnx.TensorProto.FLOAT, [1, 1, 4, 4])
+    model = helper.make_model(helper.make_graph([node], "g", [x, grid], [y]))
+    assert _modes(engines.spell_grid_sample_modes(model)) == {"warp": expected}
+    del model.graph.node[0].attribute[:]
+    model.graph.node[0].attribute.append(helper.make_attribute("mode", "trilinear"))
+    with pytest.raises(ValueError, match="'trilinear', which TensorRT's parser does not know"):
+        engines.spell_grid_sample_modes(model)
+
+
+def test_what_tensorrt_would_misread_is_refused(plugin_model):
+    with pytest.raises(ValueError, match="local functions"):
+        engines.check_tensorrt_model(plugin_model, "warp_decoder_trt.onnx")
+    stripped = engines.strip_plugin_functions(plugin_model)
+    with pytest.raises(ValueError, match="'linear', which TensorRT's parser reads as nearest"):
+        engines.check_tensorrt_model(stripped, "warp_decoder_trt.onnx")
+    engines.check_tensorrt_model(engines.spell_grid_sample_modes(stripped), "warp_decoder_trt.onnx")
+
+
+def test_an_encoder_with_a_misread_grid_sample_is_refused(tmp_path):
+    from tests.export.conftest import grid_sample_model
+
+    onnx.save(grid_sample_model(), str(tmp_path / "motion_encoder.onnx"))
+    (job,) = engines.engine_jobs(tmp_path, tmp_path / "repo", tmp_path / "w", LITE, models=["motion_encoder"])
+    with pytest.raises(ValueError, match="motion_encoder.onnx: GridSample /warp/GridSample has mode 'linear'"):
+        engines.prepare(job)
+
+
 def test_prepare_writes_the_stripped_file_tensorrt_parses(onnx_dir, tmp_path):
     jobs = {j.name: j for j in engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "work", LITE)}
     assert engines.prepare(jobs["motion_encoder"]) == onnx_dir / "motion_encoder.onnx"
     parsed = onnx.load(str(engines.prepare(jobs["warp_decoder"])))
     assert not parsed.functions and len(_plugin_nodes(parsed)) == 1
+    assert _modes(parsed) == {"/warp/GridSample_1": "bilinear"}
     with pytest.raises(FileNotFoundError, match="export first"):
         engines.prepare(engines.engine_jobs(tmp_path / "none", tmp_path, tmp_path, LITE, models=["motion_encoder"])[0])
 
@@ -226,8 +282,20 @@ def test_trtexec_builds_stamps_and_rebuilds_only_what_changed(onnx_dir, tmp_path
     plugin.write_bytes(b"a rebuilt library")
     assert build().built == ["warp_decoder"]  # the plugin changed
 
-    monkeypatch.setenv("TRT_VERSION", "10.13.3.9")
-    assert build().built == list(engines.SOURCES)  # another TensorRT: every plan
+    monkeypatch.setenv("TRT_VERSION", "10.13.3.9")  # names another TensorRT than the builder's: not trusted
+    assert build().built == []
+    fake_trtexec.write_text(FAKE_TRTEXEC.replace("v101100", "v101303"))
+    assert build().built == list(engines.SOURCES)  # another TensorRT builds: every plan
+    assert {json.loads(job.stamp_path.read_text())["tensorrt"] for job in jobs} == {"10.13.3"}
+
+
+def test_the_version_is_the_builders_and_a_different_environment_is_logged(fake_trtexec, monkeypatch, caplog):
+    monkeypatch.setenv("TRT_VERSION", "10.11.0.33")
+    assert engines.tensorrt_version("trtexec", str(fake_trtexec)) == "10.11.0"
+    assert "TRT_VERSION" not in caplog.text  # the same release, written with a build number
+    monkeypatch.setenv("TRT_VERSION", "10.9.0.34")
+    assert engines.tensorrt_version("trtexec", str(fake_trtexec)) == "10.11.0"
+    assert "building with TensorRT 10.11.0, but $TRT_VERSION is 10.9.0.34" in caplog.text
 
 
 def test_a_new_gpu_rebuilds_and_drops_the_timing_cache(onnx_dir, tmp_path, fake_trtexec, monkeypatch):
@@ -238,6 +306,24 @@ def test_a_new_gpu_rebuilds_and_drops_the_timing_cache(onnx_dir, tmp_path, fake_
     cache.write_bytes(b"timings of an L4")
     monkeypatch.setattr(engines, "gpu_identity", lambda: ("NVIDIA H100 80GB HBM3", "9.0"))
     assert engines.build(jobs, options, builder="trtexec", trtexec=str(fake_trtexec), if_stale=True).built == ["motion_encoder"]
+    assert not cache.exists()
+
+
+def test_a_rebuilt_plugin_drops_the_timing_cache_that_holds_its_timings(onnx_dir, tmp_path, fake_trtexec):
+    plugin = tmp_path / "libfacecodec_plugins.so"
+    plugin.write_bytes(b"build 1")
+    cache = tmp_path / "w" / "timing.cache"
+    everything = engines.engine_jobs(onnx_dir, tmp_path / "repo", tmp_path / "w", LITE)
+    build = lambda jobs: engines.build(jobs, engines.BuildOptions(cache, plugin), builder="trtexec",  # noqa: E731
+                                       trtexec=str(fake_trtexec))
+    build(everything)
+    cache.write_bytes(b"timings, the plugin's among them")
+    build([j for j in everything if not j.plugin])  # no plugin involved: the cache stays
+    assert cache.read_bytes() == b"timings, the plugin's among them"
+    build(everything)  # the same plugin build
+    assert cache.is_file()
+    plugin.write_bytes(b"build 2")
+    build(everything)
     assert not cache.exists()
 
 
@@ -262,3 +348,69 @@ def test_no_builder_is_a_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match="neither TensorRT's Python package nor trtexec"):
         engines.resolve_builder("auto", None)
     assert engines.resolve_builder("auto", "/usr/bin/trtexec") == "trtexec"
+
+
+# --- the plugin library and TensorRT's libnvinfer, with real shared libraries ----------------------
+# A wheel-installed TensorRT keeps libnvinfer.so.10 beside its package, off the loader's path, and its
+# `import tensorrt` loads it by full path. Stand-ins built here with the system C compiler: a
+# libnvinfer.so.10 holding a plugin registry, a plugin library that needs it (DT_NEEDED, no rpath) and
+# registers its creator when loaded, and a `tensorrt` package that loads the former as the wheel does.
+
+LIBNVINFER_C = r"""
+#include <string.h>
+static const char* creators[8];
+static int count;
+void registerCreator(const char* name) { if (count < 8) creators[count++] = name; }
+int hasCreator(const char* name) {
+  for (int i = 0; i < count; ++i) if (strcmp(creators[i], name) == 0) return 1;
+  return 0;
+}
+"""
+PLUGIN_C = r"""
+void registerCreator(const char* name);
+__attribute__((constructor)) static void registerGridSample3D(void) { registerCreator("GridSample3D"); }
+"""
+TENSORRT_PACKAGE = """
+import ctypes, os
+__version__ = "10.11.0.33"
+_nvinfer = ctypes.CDLL(os.environ["STANDIN_NVINFER"])  # by full path, as the wheel loads tensorrt_libs
+
+
+class _Registry:
+    def get_creator(self, name, version, namespace):
+        return name if _nvinfer.hasCreator(name.encode()) else None
+
+
+def get_plugin_registry():
+    return _Registry()
+"""
+
+
+@pytest.fixture
+def wheel_like_tensorrt(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    libs, site = tmp_path / "tensorrt_libs", tmp_path / "site"
+    (site / "tensorrt").mkdir(parents=True)
+    libs.mkdir()
+    nvinfer, plugin = libs / "libnvinfer.so.10", tmp_path / "libfacecodec_plugins.so"
+    (tmp_path / "nvinfer.c").write_text(LIBNVINFER_C)
+    (tmp_path / "plugin.c").write_text(PLUGIN_C)
+    for cmd in ([cc, "-shared", "-fPIC", "-Wl,-soname,libnvinfer.so.10", "-o", nvinfer, tmp_path / "nvinfer.c"],
+                [cc, "-shared", "-fPIC", "-Wl,--no-undefined", "-o", plugin, tmp_path / "plugin.c", nvinfer]):
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+    (site / "tensorrt" / "__init__.py").write_text(TENSORRT_PACKAGE)
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{site}{os.pathsep}{REPO}", "STANDIN_NVINFER": str(nvinfer),
+           "TRT_VERSION": "10.9.0.34"}
+    return plugin, env
+
+
+def test_plugin_is_loaded_after_tensorrt_so_it_links_tensorrts_libnvinfer(wheel_like_tensorrt):
+    plugin, env = wheel_like_tensorrt
+    code = ("import sys; from export import engines; print(engines.load_plugin(sys.argv[1]).name); "
+            "print(engines.tensorrt_version('python', None))")
+    run = subprocess.run([sys.executable, "-c", code, str(plugin)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr  # loaded first, the library would not find libnvinfer.so.10
+    assert run.stdout.split() == ["libfacecodec_plugins.so", "10.11.0.33"]  # the builder's, not $TRT_VERSION
+

@@ -7,7 +7,7 @@ import pytest
 
 from facecodec import io_spec
 from facecodec.serving import configs, gpu
-from facecodec.serving.settings import ServingSettings
+from facecodec.serving.settings import ServingSettings, profile_batches, warmup_batches
 from tests.conftest import REPO
 
 GPU_REPOSITORY, CPU_REPOSITORY = REPO / "model_repository_gpu", REPO / "model_repository"
@@ -21,11 +21,11 @@ TARGET_FIELDS = ("backend", "platform", "instance_group", "parameters", "model_w
 
 
 def _both(spec, settings):
-    return configs.parse(configs.render(spec, settings)), configs.parse(gpu.render(spec, settings))
+    return configs.parse(configs.render(spec, settings)), configs.parse(configs.render(spec, settings, "gpu"))
 
 
 def test_committed_repository_is_the_rendering():
-    assert gpu.check(GPU_REPOSITORY, ServingSettings(), CPU_REPOSITORY) == []
+    assert configs.check(GPU_REPOSITORY, ServingSettings(), target="gpu", template=CPU_REPOSITORY) == []
     assert gpu.main(["--check", "--repository", str(GPU_REPOSITORY), "--template", str(CPU_REPOSITORY)]) == 0
 
 
@@ -58,7 +58,7 @@ def test_every_tensorrt_model_is_a_gpu_plan_warmed_up_at_both_ends_of_its_profil
         assert _groups(served) == [("KIND_GPU", settings.network_instances)]
         assert served.HasField("dynamic_batching")
         assert not served.parameters  # nothing of ONNX Runtime's
-        lo, _, hi = gpu.profile_batches(settings)
+        lo, _, hi = profile_batches(settings)
         assert sorted(w.batch_size for w in served.model_warmup) == sorted({lo, hi})
         expected = {n: (dtype, dims) for n, dtype, dims in configs.expected_contract(spec, settings.preset)["inputs"]}
         for warmup in served.model_warmup:
@@ -87,27 +87,27 @@ def test_the_decoder_session_runs_on_the_gpu_with_the_cpu_sessions_settings(sett
     assert served.sequence_batching == cpu.sequence_batching
     cpu_params = {k: v.string_value for k, v in cpu.parameters.items()}
     assert {k: v.string_value for k, v in served.parameters.items()} == {
-        k: v for k, v in cpu_params.items() if k not in gpu.CPU_ONLY_PARAMETERS
+        k: v for k, v in cpu_params.items() if k not in configs.CPU_ONLY_PARAMETERS
     }
     assert "max_sessions" in served.parameters and "session_idle_s" in served.parameters
 
 
 def test_the_decoder_shares_the_cpu_model_file(tmp_path):
-    written = gpu.write(tmp_path, ServingSettings(), CPU_REPOSITORY)
+    written = configs.write(tmp_path, ServingSettings(), target="gpu", template=CPU_REPOSITORY)
     assert (tmp_path / "decoder" / "1" / "model.py").read_bytes() == (CPU_REPOSITORY / "decoder/1/model.py").read_bytes()
     assert len(written) == len(io_spec.SERVED) + 1
     (tmp_path / "decoder" / "1" / "model.py").write_text("# edited\n")
     (tmp_path / "warp_decoder" / "config.pbtxt").write_text(
         (tmp_path / "warp_decoder" / "config.pbtxt").read_text().replace("KIND_GPU", "KIND_CPU"))
-    problems = gpu.check(tmp_path, ServingSettings(), CPU_REPOSITORY)
+    problems = configs.check(tmp_path, ServingSettings(), target="gpu", template=CPU_REPOSITORY)
     assert any("model.py" in p for p in problems) and any("warp_decoder" in p for p in problems)
 
 
 def test_profiles_and_warmups_come_from_the_same_settings():
     s = ServingSettings(max_batch_size=4)
-    assert gpu.profile_batches(s) == (1, 4, 4) and gpu.warmup_batches(s) == (1, 4)
-    assert gpu.warmup_batches(ServingSettings(max_batch_size=1)) == (1,)
-    assert gpu.profile_batches(s, opt=2) == (1, 2, 4)
+    assert profile_batches(s) == (1, 4, 4) and warmup_batches(s) == (1, 4)
+    assert warmup_batches(ServingSettings(max_batch_size=1)) == (1,)
+    assert profile_batches(s, opt=2) == (1, 2, 4)
 
 
 def test_server_arguments_load_the_plugin_and_size_the_cuda_pool(tmp_path):

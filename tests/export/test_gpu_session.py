@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from facecodec import io_spec
-from facecodec.serving.gpu import DeviceArrays, DlpackBlsNetworks
-from facecodec.serving.session import FrameRequest, SessionStore
+from facecodec.serving.bls import BlsNetworks, DeviceArrays
+from facecodec.codec.session import FrameRequest, SessionStore
 
 S, K, FEATURES = 256, 15, (16, 8, 64, 64)  # lite
 
@@ -109,7 +109,7 @@ def pb():
 
 
 def test_tensors_go_in_by_dlpack_and_arrays_as_host_tensors(pb):
-    networks = DlpackBlsNetworks(pb, device_id=3, device="cpu")
+    networks = BlsNetworks(pb, device_id=3, device="cpu")
     source = torch.rand(1, 3, S, S)
     networks("appearance_encoder", {"source_image": source})
     (request,) = pb.requests
@@ -121,7 +121,7 @@ def test_tensors_go_in_by_dlpack_and_arrays_as_host_tensors(pb):
 
 
 def test_the_source_features_stay_tensors_the_rest_comes_to_the_host(pb):
-    networks = DlpackBlsNetworks(pb, device="cpu")
+    networks = BlsNetworks(pb, device="cpu")
     out = networks("appearance_encoder", {"source_image": torch.rand(1, 3, S, S)})
     assert torch.is_tensor(out["source_features"]) and out["source_features"].shape == (1, *FEATURES)
     assert isinstance(out["kp_canonical"], np.ndarray) and out["kp_canonical"].shape == (1, K, 3)
@@ -130,7 +130,7 @@ def test_the_source_features_stay_tensors_the_rest_comes_to_the_host(pb):
 def test_kept_outputs_are_the_sessions_own_copy(pb):
     kept = torch.ones(1, *FEATURES)
     pb.models["appearance_encoder"] = lambda f: {"source_features": kept, "kp_canonical": torch.zeros(1, K, 3)}
-    out = DlpackBlsNetworks(pb, device="cpu")("appearance_encoder", {"source_image": torch.rand(1, 3, S, S)})
+    out = BlsNetworks(pb, device="cpu")("appearance_encoder", {"source_image": torch.rand(1, 3, S, S)})
     kept.zero_()  # the backend reuses the response's memory
     assert float(out["source_features"].min()) == 1.0
 
@@ -140,7 +140,7 @@ def test_a_failed_bls_request_raises_with_the_models_message(pb):
     feeds = {"source_image": np.zeros((1, 3, S, S), np.float32), "source_features": torch.zeros(1, *FEATURES),
              "kp_source": np.zeros((1, K, 3), np.float32), "kp_driving": np.zeros((1, K, 3), np.float32)}
     with pytest.raises(RuntimeError, match="BLS request to warp_decoder failed: engine refused batch 9"):
-        DlpackBlsNetworks(pb, device="cpu")("warp_decoder", feeds)
+        BlsNetworks(pb, device="cpu")("warp_decoder", feeds)
 
 
 def test_device_arrays_batch_on_the_device_and_leave_host_arrays_alone():
@@ -170,7 +170,7 @@ def test_a_gpu_session_renders_what_a_host_session_renders(pb):
     motion = lambda i: {  # noqa: E731
         "rotation": np.full((1, 3), i, np.float32), "translation": np.zeros((1, 3), np.float32),
         "expression": np.full((1, K, 3), 0.01 * i, np.float32)}
-    from facecodec.pipeline import MotionBatch
+    from facecodec.codec.pipeline import MotionBatch
 
     batches = [
         [FrameRequest(1, start=True, source_image=src[0]), FrameRequest(2, start=True, source_image=src[1])],
@@ -179,7 +179,7 @@ def test_a_gpu_session_renders_what_a_host_session_renders(pb):
         [FrameRequest(2, end=True, motion=MotionBatch(**motion(4)))],
     ]
     host = SessionStore(_host_networks(fake_models()), max_sessions=4, idle_s=60)
-    device = SessionStore(DlpackBlsNetworks(pb, device="cpu"), max_sessions=4, idle_s=60, arrays=DeviceArrays("cpu"))
+    device = SessionStore(BlsNetworks(pb, device="cpu"), max_sessions=4, idle_s=60, arrays=DeviceArrays("cpu"))
     for batch in batches:
         expected, got = host.decode(batch), device.decode(batch)
         for e, g in zip(expected, got):

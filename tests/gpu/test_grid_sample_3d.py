@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from export.plugins import capi
-from export.plugins.parity import ATOL, MODEL_SHAPES, dtype_name, max_abs_error, random_inputs
+from export.plugins.parity import ATOL, MODEL_SHAPES, dtype_name, max_abs_error, random_inputs, tolerance
 from export.plugins.reference import grid_sample_3d as reference_grid_sample_3d
 
 torch = pytest.importorskip("torch")
@@ -42,6 +42,21 @@ def test_matches_torch(library, shape, dtype, align_corners):
     assert err <= atol, f"max abs error {err:.3g} > {atol:g}"
 
 
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("shape", SHAPES.keys())
+def test_fp16_features_with_an_fp32_grid(library, shape, align_corners):
+    # What an fp16 engine gets when the grid stays fp32: the sampling is exact, only the output is rounded.
+    seed = 2 * list(SHAPES).index(shape) + align_corners
+    x, grid = random_inputs(*SHAPES[shape], torch.float16, seed=seed, grid_dtype=torch.float32)
+    y = library(x, grid, align_corners=align_corners)
+    assert y.dtype == torch.float16 and y.shape == (*x.shape[:2], *grid.shape[1:4])
+    err = max_abs_error(y, x, grid, align_corners=align_corners)  # reference: fp32, at the fp32 grid
+    atol = tolerance(torch.float16, torch.float32)
+    assert err <= atol, f"max abs error {err:.3g} > {atol:g}"
+    rounded = max_abs_error(library(x, grid.half(), align_corners=align_corners), x, grid, align_corners=align_corners)
+    assert err < rounded, f"an fp32 grid ({err:.3g}) should beat the fp16-rounded grid ({rounded:.3g})"
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 def test_channel_split_gives_identical_results(library, dtype):
     x, grid = random_inputs(*SHAPES["vox256_decoder"], dtype, seed=1)
@@ -56,6 +71,12 @@ def test_matches_numpy_reference(library):
         expected = reference_grid_sample_3d(x.cpu().numpy(), grid.cpu().numpy(), align_corners=align_corners)
         y = library(x, grid, align_corners=align_corners).cpu().numpy()
         np.testing.assert_allclose(y, expected, rtol=0, atol=1e-5)
+
+
+def test_mismatched_types_are_refused(library):
+    x, grid = random_inputs((1, 2, 3, 3, 3), (2, 2, 2), torch.float32, seed=4, grid_dtype=torch.float16)
+    with pytest.raises(TypeError, match="float16/float32"):
+        library(x, grid)
 
 
 def test_non_finite_points_sample_zero(library):

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from export.plugins import spec
-from export.plugins.parity import ATOL, dtype_name, max_abs_error, random_inputs
+from export.plugins.parity import max_abs_error, random_inputs, tolerance
 
 torch = pytest.importorskip("torch")
 trt = pytest.importorskip("tensorrt")
@@ -39,8 +39,12 @@ def plugin_library():
     return library
 
 
-def onnx_model(dtype, align_corners: bool) -> bytes:
-    elem = onnx.TensorProto.FLOAT16 if dtype == torch.float16 else onnx.TensorProto.FLOAT
+def _elem(dtype):
+    return onnx.TensorProto.FLOAT16 if dtype == torch.float16 else onnx.TensorProto.FLOAT
+
+
+def onnx_model(dtype, align_corners: bool, grid_dtype=None) -> bytes:
+    elem, grid_elem = _elem(dtype), _elem(grid_dtype or dtype)
     x_name, grid_name = spec.INPUT_NAMES
     (y_name,) = spec.OUTPUT_NAMES
     graph = onnx.helper.make_graph(
@@ -56,7 +60,7 @@ def onnx_model(dtype, align_corners: bool) -> bytes:
         "grid_sample_3d",
         [
             onnx.helper.make_tensor_value_info(x_name, elem, ["N", C, *IN_SPATIAL]),
-            onnx.helper.make_tensor_value_info(grid_name, elem, ["N", *OUT_SPATIAL, 3]),
+            onnx.helper.make_tensor_value_info(grid_name, grid_elem, ["N", *OUT_SPATIAL, 3]),
         ],
         [onnx.helper.make_tensor_value_info(y_name, elem, ["N", C, *OUT_SPATIAL])],
     )
@@ -98,13 +102,15 @@ def run_engine(engine, x, grid):
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
-def test_engine_matches_torch(dtype, align_corners):
-    engine = build_engine(onnx_model(dtype, align_corners))
+@pytest.mark.parametrize("dtype, grid_dtype", [(torch.float32, torch.float32), (torch.float16, torch.float16),
+                                               (torch.float16, torch.float32)], ids=["fp32", "fp16", "fp16-fp32grid"])
+def test_engine_matches_torch(dtype, grid_dtype, align_corners):
+    engine = build_engine(onnx_model(dtype, align_corners, grid_dtype))
     for batch in (1, 3):  # inside the dynamic-batch profile, off its opt point
-        x, grid = random_inputs((batch, C, *IN_SPATIAL), OUT_SPATIAL, dtype, seed=2 * batch + align_corners)
+        x, grid = random_inputs((batch, C, *IN_SPATIAL), OUT_SPATIAL, dtype, seed=2 * batch + align_corners,
+                                grid_dtype=grid_dtype)
         y = run_engine(engine, x, grid)
-        assert y.shape == (batch, C, *OUT_SPATIAL)
+        assert y.shape == (batch, C, *OUT_SPATIAL) and y.dtype == dtype
         err = max_abs_error(y, x, grid, align_corners=align_corners)
-        atol = ATOL[dtype_name(dtype)]
+        atol = tolerance(dtype, grid_dtype)
         assert err <= atol, f"batch {batch}: max abs error {err:.3g} > {atol:g}"

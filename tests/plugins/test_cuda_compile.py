@@ -20,7 +20,8 @@ from export.plugins import capi
 NVCC = capi.find_nvcc()
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found (set CUDA_HOME or put nvcc on PATH)")
 
-KERNEL_SYMBOLS = ("gridSample3DKernelIfE", "gridSample3DKernelI6__halfE")  # float, __half instantiations
+# <features, grid> instantiations: float/float, __half/__half, __half/float (fp16 features, fp32 grid)
+KERNEL_SYMBOLS = ("gridSample3DKernelIffE", "gridSample3DKernelI6__halfS2_E", "gridSample3DKernelI6__halffE")
 
 
 @functools.cache
@@ -64,15 +65,16 @@ def test_capi_exports_only_its_functions(capi_library):
         ["nm", "-D", "--defined-only", str(capi_library.path)], capture_output=True, text=True, check=True
     ).stdout
     names = {line.split()[-1] for line in exported.splitlines() if " T " in line}
-    assert {"facecodec_grid_sample_3d_f32", "facecodec_grid_sample_3d_f16", "facecodec_cuda_error_string"} <= names
+    assert {"facecodec_grid_sample_3d_f32", "facecodec_grid_sample_3d_f16", "facecodec_grid_sample_3d_f16_f32grid",
+            "facecodec_cuda_error_string"} <= names
     assert not [name for name in names if "gridSample3D" in name], "kernel symbols leak out of the library"
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_capi_checks_arguments_before_touching_the_device(capi_library, dtype):
+@pytest.mark.parametrize("dtype, grid_dtype", [("float32", "float32"), ("float16", "float16"), ("float16", "float32")])
+def test_capi_checks_arguments_before_touching_the_device(capi_library, dtype, grid_dtype):
     # Returns cudaErrorInvalidValue (1) or cudaSuccess without a CUDA call, so this runs without a GPU.
     shape, out_spatial = (1, 2, 3, 4, 5), (2, 2, 2)
-    call = capi_library.launch
+    call = functools.partial(capi_library.launch, grid_dtype=grid_dtype)
     assert call(dtype, 0, 0, 0, shape, out_spatial, align_corners=False) == 1  # null pointers
     assert call(dtype, 8, 8, 8, (1, -2, 3, 4, 5), out_spatial, align_corners=False) == 1  # negative extent
     assert call(dtype, 8, 8, 8, (1, 2, 2048, 2048, 1024), out_spatial, align_corners=False) == 1  # > 2^31 voxels
@@ -88,6 +90,34 @@ def test_tensorrt_plugin_compiles(tmp_path):
     obj = tmp_path / "grid_sample_3d_plugin.o"
     capi.run_nvcc(["-c", "-isystem", str(include), "-o", str(obj), str(capi.PLUGIN_SOURCE)], nvcc=NVCC)
     assert obj.stat().st_size > 0
+
+
+PROBE_SOURCE = Path(__file__).with_name("plugin_probe.cpp")
+
+
+def test_tensorrt_plugin_answers_the_builder(tmp_path):
+    # The plugin's build-time API driven as the builder drives it (plugin_probe.cpp): real TensorRT
+    # headers, no libnvinfer, no GPU.
+    include = tensorrt_include_dir()
+    if include is None:
+        pytest.skip("TensorRT headers not found (set TENSORRT_ROOT; the NGC TensorRT container has them)")
+    if "80" not in supported_archs():
+        pytest.skip("this nvcc cannot target sm_80")
+    probe = tmp_path / "plugin_probe"
+    capi.run_nvcc(["-isystem", str(include), "-I", str(capi.SOURCE_DIR), *capi.arch_flags("80"), "-o", str(probe),
+                   str(PROBE_SOURCE), str(capi.KERNEL_SOURCE)], nvcc=NVCC)
+    lines = subprocess.run([str(probe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    facts = {tuple(line.split()[:-1]): line.split()[-1] for line in lines if not line.startswith("log ")}
+    # a timing-cache ID (else TensorRT re-times the plugin on every build), one per attribute set,
+    # and the same after the engine's round trip through the serialised fields
+    ids = {ac: facts["timing_cache_id", ac] for ac in ("0", "1")}
+    assert "(null)" not in ids.values() and ids["0"] != ids["1"]
+    assert {ac: facts["deserialised_timing_cache_id", ac] for ac in ("0", "1")} == ids
+    # fp16 features may come with an fp32 grid; the output keeps the features' type
+    assert {key[1:] + (value,) for key, value in facts.items() if key[0] == "accepts"} == {
+        ("FLOAT", "FLOAT", "FLOAT"), ("HALF", "HALF", "HALF"), ("HALF", "FLOAT", "HALF")}
+    assert facts["output_type", "HALF", "FLOAT", "0"] == "HALF"
+    assert facts["nearest_refused",] == "1"
 
 
 def test_cmake_builds_the_kernel_library(tmp_path):

@@ -37,14 +37,25 @@ def test_plugin_fields_match_spec():
     assert fields == spec.PLUGIN_FIELDS
 
 
+def creator_fields() -> set[str]:
+    """The constants naming the fields the creator's constructor advertises (getFieldNames)."""
+    source = PLUGIN_SOURCE.read_text()
+    constructor = re.search(r"GridSample3DPluginCreator::GridSample3DPluginCreator\(\)(.*?)\n\{", source, re.S)
+    assert constructor is not None
+    return set(re.findall(r"PluginField\{(kFIELD_[A-Z_]+)", constructor.group(1)))
+
+
+def creator_field_names() -> set[str]:
+    """The attribute names the creator reads, as the C++ source spells them."""
+    constants = cpp_constants()
+    return {constants[name] for name in creator_fields()}
+
+
 def test_creator_advertises_every_field():
     # The ONNX parser hands the creator only the attributes getFieldNames() lists.
-    source = PLUGIN_SOURCE.read_text()
-    creator_fields = re.search(r"GridSample3DPluginCreator::GridSample3DPluginCreator\(\)(.*?)\n\{", source, re.S)
-    assert creator_fields is not None
-    advertised = set(re.findall(r"PluginField\{(kFIELD_[A-Z_]+)", creator_fields.group(1)))
-    assert advertised == {name for name in cpp_constants() if name.startswith("kFIELD_")}
-    assert "REGISTER_TENSORRT_PLUGIN(GridSample3DPluginCreator)" in source
+    assert creator_fields() == {name for name in cpp_constants() if name.startswith("kFIELD_")}
+    assert creator_field_names() == set(spec.PLUGIN_FIELDS)
+    assert "REGISTER_TENSORRT_PLUGIN(GridSample3DPluginCreator)" in PLUGIN_SOURCE.read_text()
 
 
 def test_attributes_cover_plugin_lookup_and_fields():

@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from facecodec.bitstream import decode_stream
+from facecodec.codec.pipeline import TorchNetworks
+from facecodec.codec.sender import stream_header
 from facecodec.models import FaceVid2Vid
-from facecodec.pipeline import TorchNetworks
 from facecodec.presets import get_preset
 from facecodec.rd.neural import (DEFAULT_SETTING, NeuralSetting, quantisation_effect, run_setting, sender_motion,
-                                 stream_header, transmit)
+                                 transmit)
 from facecodec.rd.quality import LpipsPlan
 
 
@@ -23,11 +24,11 @@ def networks():
 
 def test_the_point_rate_is_the_stream_bytes_over_the_clip(networks, sample_frames):
     frames, fps = sample_frames[:10], 25.0
-    header = stream_header(frames, fps, preset="lite", num_kp=15)
-    motions = sender_motion(networks, frames)
+    header = stream_header("lite", 15, frames.shape[1], fps)
+    motion = sender_motion(networks, frames)
     setting = NeuralSetting(qscale=32, keyframe_quality=75)
-    enc = run_setting(networks, frames, fps, motions, header, setting)
-    data, decoded = transmit(header, motions, frames[0], setting)
+    enc = run_setting(networks, frames, fps, motion, header, setting)
+    data, decoded = transmit(header, frames, motion, setting)
     assert enc.stream_bytes == len(data) and enc.seconds == pytest.approx(0.4)
     assert enc.kbps == pytest.approx(len(data) * 8 / 0.4 / 1000)
     assert enc.motion_kbps == pytest.approx(decode_stream(data).stats.kbps(keyframes=False))

@@ -6,7 +6,8 @@ import pytest
 
 from facecodec.rd.sweep import find_videos, validation_videos
 
-MANIFEST_HEAD = "file\tsource_repo\tsource_path\tlicence\tidentity\tseconds\twidth\theight\tfps\tframes\tbytes\tsha256\n"
+MANIFEST_HEAD = ("file\tsource_repo\tsource_path\tlicence\tidentity\tseconds\twidth\theight\tfps\tframes\tbytes"
+                 "\tsha256\n")
 
 
 def test_find_videos_expands_folders_and_rejects_missing_paths(tmp_path):

@@ -10,7 +10,7 @@ import torch
 from facecodec.train.forward import random_affine, random_views
 from facecodec.train.loop import build_state, load_checkpoint, optimise_on, save_checkpoint
 from facecodec.train.losses import TrainingLoss
-from facecodec.train.perceptual import StLpips
+from facecodec.perceptual import StLpips
 from facecodec.train.validate import ValidationSet, validate
 from facecodec.train.viz import sample_grid
 from .test_step import CFG, _fixed_batch

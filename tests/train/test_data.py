@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from facecodec.train.data import ClipFrames, PairSampler, load_clips, sample_pose_frames
-from facecodec.train.split import read_clips
+from facecodec.identity_split import read_clips
 
 
 def test_loader_reads_a_shared_clip(shared_faces, tmp_path):

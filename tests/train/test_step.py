@@ -100,7 +100,7 @@ def test_config_serialises():
 
 
 def test_validation_reports_model_and_baseline(tiny_config):
-    from facecodec.train.perceptual import StLpips
+    from facecodec.perceptual import StLpips
     from facecodec.train.validate import ValidationSet, validate
 
     state = build_state(CFG, tiny_config)
@@ -203,7 +203,7 @@ def test_generator_parts_blend_the_decoder_with_the_warped_source():
     decoder (bias −∞) they coincide, and the decoder loss of an image against itself is 0."""
     from facecodec.models.generator import Generator, GeneratorConfig
     from facecodec.train.losses import decoder_loss
-    from facecodec.train.perceptual import PerceptualLoss
+    from facecodec.perceptual import PerceptualLoss
 
     torch.manual_seed(0)
     cfg = GeneratorConfig(feature_channels=4, feature_depth=2, warp_channels=8, decoder_channels=8,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from facecodec.train.config import TrainConfig
-from facecodec.train.export import export_weights
+from facecodec.train.publish import export_weights
 from facecodec.train.loop import RunPaths, train
 from facecodec.weights import load_weights
 

@@ -68,9 +68,10 @@ __device__ __forceinline__ Axis axis(float coord, int32_t size)
 
 // One thread per output voxel of one batch item (blockIdx.z) and one group of channels
 // (blockIdx.y): the stencil is computed once and reused for every channel of the group.
-template <typename T>
+// T is the type of x and y, G the grid's (an fp32 grid keeps fp16 features' sampling exact).
+template <typename T, typename G>
 __global__ void __launch_bounds__(kBLOCK_SIZE) gridSample3DKernel(T const* __restrict__ x,
-    T const* __restrict__ grid, T* __restrict__ y, int32_t channels, int32_t d, int32_t h, int32_t w,
+    G const* __restrict__ grid, T* __restrict__ y, int32_t channels, int32_t d, int32_t h, int32_t w,
     int32_t outVol, int32_t channelsPerThread, bool alignCorners)
 {
     int32_t const s = blockIdx.x * blockDim.x + threadIdx.x;
@@ -82,7 +83,7 @@ __global__ void __launch_bounds__(kBLOCK_SIZE) gridSample3DKernel(T const* __res
     int32_t const c0 = blockIdx.y * channelsPerThread;
     int32_t const c1 = static_cast<int32_t>(min(static_cast<int64_t>(c0) + channelsPerThread, int64_t{channels}));
 
-    T const* g = grid + (n * outVol + s) * 3;
+    G const* g = grid + (n * outVol + s) * 3;
     Axis const ax = axis(unnormalize(loadFloat(g + 0), w, alignCorners), w);
     Axis const ay = axis(unnormalize(loadFloat(g + 1), h, alignCorners), h);
     Axis const az = axis(unnormalize(loadFloat(g + 2), d, alignCorners), d);
@@ -132,8 +133,8 @@ int64_t chooseChannelsPerThread(int64_t c, int64_t outVol, int64_t n)
 
 } // namespace
 
-template <typename T>
-cudaError_t gridSample3D(T const* x, T const* grid, T* y, GridSample3DShape const& s, bool alignCorners,
+template <typename T, typename G>
+cudaError_t gridSample3D(T const* x, G const* grid, T* y, GridSample3DShape const& s, bool alignCorners,
     int32_t channelsPerThread, cudaStream_t stream)
 {
     int64_t const dims[] = {s.n, s.c, s.d, s.h, s.w, s.dOut, s.hOut, s.wOut};
@@ -164,7 +165,7 @@ cudaError_t gridSample3D(T const* x, T const* grid, T* y, GridSample3DShape cons
         int64_t const nb = std::min(kMAX_GRID_YZ, s.n - n0);
         dim3 const blocks(static_cast<uint32_t>((outVol + kBLOCK_SIZE - 1) / kBLOCK_SIZE),
             static_cast<uint32_t>((s.c + cpt - 1) / cpt), static_cast<uint32_t>(nb));
-        gridSample3DKernel<T><<<blocks, block, 0, stream>>>(x + n0 * s.c * inVol, grid + n0 * outVol * 3,
+        gridSample3DKernel<T, G><<<blocks, block, 0, stream>>>(x + n0 * s.c * inVol, grid + n0 * outVol * 3,
             y + n0 * s.c * outVol, static_cast<int32_t>(s.c), static_cast<int32_t>(s.d), static_cast<int32_t>(s.h),
             static_cast<int32_t>(s.w), static_cast<int32_t>(outVol), static_cast<int32_t>(cpt), alignCorners);
         cudaError_t const err = cudaGetLastError();
@@ -176,9 +177,11 @@ cudaError_t gridSample3D(T const* x, T const* grid, T* y, GridSample3DShape cons
     return cudaSuccess;
 }
 
-template cudaError_t gridSample3D<float>(
+template cudaError_t gridSample3D<float, float>(
     float const*, float const*, float*, GridSample3DShape const&, bool, int32_t, cudaStream_t);
-template cudaError_t gridSample3D<__half>(
+template cudaError_t gridSample3D<__half, __half>(
     __half const*, __half const*, __half*, GridSample3DShape const&, bool, int32_t, cudaStream_t);
+template cudaError_t gridSample3D<__half, float>(
+    __half const*, float const*, __half*, GridSample3DShape const&, bool, int32_t, cudaStream_t);
 
 } // namespace facecodec

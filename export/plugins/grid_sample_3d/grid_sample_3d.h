@@ -28,15 +28,18 @@ struct GridSample3DShape
 constexpr int32_t kAUTO_CHANNELS_PER_THREAD = 0;
 
 // Launches on `stream` and returns the launch status (cudaSuccess, or
-// cudaErrorInvalidValue for shapes the kernel cannot index). T is float or __half;
-// __half tensors are interpolated with fp32 arithmetic.
-template <typename T>
-cudaError_t gridSample3D(T const* x, T const* grid, T* y, GridSample3DShape const& shape, bool alignCorners,
+// cudaErrorInvalidValue for shapes the kernel cannot index). T (x and y) and G (grid) are
+// float/float, __half/__half or __half/float: fp16 features with an fp32 grid sample at the
+// grid's full precision. Arithmetic is fp32 throughout.
+template <typename T, typename G>
+cudaError_t gridSample3D(T const* x, G const* grid, T* y, GridSample3DShape const& shape, bool alignCorners,
     int32_t channelsPerThread, cudaStream_t stream);
 
-extern template cudaError_t gridSample3D<float>(
+extern template cudaError_t gridSample3D<float, float>(
     float const*, float const*, float*, GridSample3DShape const&, bool, int32_t, cudaStream_t);
-extern template cudaError_t gridSample3D<__half>(
+extern template cudaError_t gridSample3D<__half, __half>(
     __half const*, __half const*, __half*, GridSample3DShape const&, bool, int32_t, cudaStream_t);
+extern template cudaError_t gridSample3D<__half, float>(
+    __half const*, float const*, __half*, GridSample3DShape const&, bool, int32_t, cudaStream_t);
 
 } // namespace facecodec

@@ -28,6 +28,11 @@ FACECODEC_API int facecodec_grid_sample_3d_f16(void const* x, void const* grid, 
     int64_t d, int64_t h, int64_t w, int64_t d_out, int64_t h_out, int64_t w_out, int align_corners,
     int channels_per_thread, cudaStream_t stream);
 
+/* x and y hold IEEE binary16 values, grid fp32 (sampled at full precision); interpolation runs in fp32. */
+FACECODEC_API int facecodec_grid_sample_3d_f16_f32grid(void const* x, float const* grid, void* y, int64_t n,
+    int64_t c, int64_t d, int64_t h, int64_t w, int64_t d_out, int64_t h_out, int64_t w_out, int align_corners,
+    int channels_per_thread, cudaStream_t stream);
+
 /* Name of an error code returned above. */
 FACECODEC_API char const* facecodec_cuda_error_string(int code);
 

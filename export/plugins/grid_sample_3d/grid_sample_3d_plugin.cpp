@@ -179,12 +179,15 @@ bool GridSample3DPlugin::supportsFormatCombination(
     {
         return false;
     }
-    // X decides the type; grid and Y follow it.
-    if (pos == 0)
+    // X decides the type and Y follows it. The grid is X's type, or fp32 under fp16 X: rounded to
+    // fp16, a coordinate near the far edge of 64 voxels moves by up to 0.008 voxel.
+    DataType const x = inOut[0].desc.type;
+    switch (pos)
     {
-        return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
+    case 0: return x == DataType::kFLOAT || x == DataType::kHALF;
+    case 1: return desc.type == x || (x == DataType::kHALF && desc.type == DataType::kFLOAT);
+    default: return desc.type == x;
     }
-    return desc.type == inOut[0].desc.type;
 }
 
 int32_t GridSample3DPlugin::getOutputDataTypes(
@@ -223,6 +226,13 @@ int32_t GridSample3DPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbI
     return 0;
 }
 
+char const* GridSample3DPlugin::getTimingCacheID() noexcept
+{
+    // Only the creation state that is not a shape or a format: the attributes. The kernel's
+    // speed does not depend on align_corners, but two IDs cost nothing and stay exact.
+    return mAlignCorners != 0 ? "GridSample3D_1_align_corners_1" : "GridSample3D_1_align_corners_0";
+}
+
 int32_t GridSample3DPlugin::onShapeChange(
     PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*, int32_t nbOutputs) noexcept
 {
@@ -243,18 +253,23 @@ int32_t GridSample3DPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTen
     GridSample3DShape const shape{x.d[0], x.d[1], x.d[2], x.d[3], x.d[4], g.d[1], g.d[2], g.d[3]};
     bool const alignCorners = mAlignCorners != 0;
 
+    DataType const xType = inputDesc[0].type;
+    DataType const gridType = inputDesc[1].type;
     cudaError_t err = cudaErrorInvalidValue;
-    switch (inputDesc[0].type)
+    if (xType == DataType::kFLOAT && gridType == DataType::kFLOAT)
     {
-    case DataType::kFLOAT:
         err = gridSample3D(static_cast<float const*>(inputs[0]), static_cast<float const*>(inputs[1]),
             static_cast<float*>(outputs[0]), shape, alignCorners, kAUTO_CHANNELS_PER_THREAD, stream);
-        break;
-    case DataType::kHALF:
+    }
+    else if (xType == DataType::kHALF && gridType == DataType::kHALF)
+    {
         err = gridSample3D(static_cast<__half const*>(inputs[0]), static_cast<__half const*>(inputs[1]),
             static_cast<__half*>(outputs[0]), shape, alignCorners, kAUTO_CHANNELS_PER_THREAD, stream);
-        break;
-    default: break;
+    }
+    else if (xType == DataType::kHALF && gridType == DataType::kFLOAT)
+    {
+        err = gridSample3D(static_cast<__half const*>(inputs[0]), static_cast<float const*>(inputs[1]),
+            static_cast<__half*>(outputs[0]), shape, alignCorners, kAUTO_CHANNELS_PER_THREAD, stream);
     }
     if (err != cudaSuccess)
     {

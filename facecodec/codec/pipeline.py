@@ -1,0 +1,202 @@
+"""In-process codec pipeline: the sender's encoder and the receiver's decoder, backend-agnostic.
+
+The networks are reached through a `Networks` callable, name + feeds → outputs, keyed by the
+`io_spec` tensor names, so the same chaining runs on eager PyTorch, on ONNX Runtime, and inside the
+Triton `decoder` model (whose callable issues BLS requests). Arrays are float32 numpy with a
+leading batch axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .. import io_spec
+from ..bitstream import Motion, split_batch, stack_batch
+
+if TYPE_CHECKING:  # torch is imported where it is used: the gRPC client runs this module without it
+    from ..models import FaceVid2Vid
+
+Networks = Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+class TorchNetworks:
+    """Eager PyTorch behind the `Networks` interface."""
+
+    def __init__(self, model: FaceVid2Vid):
+        self.model = model  # for the sender's motion search (`facecodec.codec.refine`), which needs gradients
+        self.modules = {
+            "motion_encoder": model.motion_encoder(),
+            "appearance_encoder": model.appearance_encoder(),
+            "warp_decoder": model.warp_decoder(),
+        }
+
+    def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        spec = io_spec.NETWORKS[name]
+        with torch.inference_mode():
+            out = self.modules[name](*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in spec.input_names))
+        out = out if isinstance(out, tuple) else (out,)
+        return {n: o.numpy() for n, o in zip(spec.output_names, out)}
+
+
+class OrtNetworks:
+    """ONNX Runtime (CPU) behind the `Networks` interface, one session per exported network."""
+
+    def __init__(self, onnx_dir: str | Path, threads: int = 2):
+        from ..runtime import OrtRunner
+
+        self.runners = {name: OrtRunner(Path(onnx_dir) / f"{name}.onnx", threads) for name in io_spec.NETWORKS}
+        for runner in self.runners.values():
+            runner.activate()
+
+    def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runners[name].infer(feeds)
+
+
+@dataclass(frozen=True)
+class MotionBatch:
+    """Per-frame motion of B frames: rotation (B, 3) degrees (yaw, pitch, roll), translation
+    (B, 3), expression (B, K, 3) — exactly the `motion_encoder` outputs."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    expression: np.ndarray
+
+    def __len__(self) -> int:
+        return self.rotation.shape[0]
+
+    def __getitem__(self, index) -> "MotionBatch":
+        sl = index if isinstance(index, slice) else slice(index, index + 1)
+        return MotionBatch(self.rotation[sl], self.translation[sl], self.expression[sl])
+
+    @staticmethod
+    def concat(parts: list["MotionBatch"]) -> "MotionBatch":
+        fields = ("rotation", "translation", "expression")
+        return MotionBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+
+    def to_motions(self) -> list[Motion]:
+        """One bitstream `Motion` per frame (what the sender codes)."""
+        rot = self.rotation
+        return split_batch(rot[:, 0], rot[:, 1], rot[:, 2], self.translation, self.expression)
+
+    @staticmethod
+    def from_motions(motions: list[Motion]) -> "MotionBatch":
+        """The batch of decoded `Motion`s (what the receiver renders), float32."""
+        yaw, pitch, roll, t, exp = stack_batch(motions)
+        return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp)
+
+
+@dataclass(frozen=True)
+class ViewEdit:
+    """Receiver-side view change: free-view override/offset of angles (degrees) or frontalise."""
+
+    override: tuple[float | None, float | None, float | None] = (None, None, None)
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    frontalise: bool = False
+
+    def apply(self, rotation: np.ndarray) -> np.ndarray:
+        """rotation (B, 3) degrees → edited rotation (B, 3)."""
+        import torch
+
+        from .. import kinematics
+
+        yaw, pitch, roll = (torch.from_numpy(np.ascontiguousarray(rotation[:, i])) for i in range(3))
+        if self.frontalise:
+            yaw, pitch, roll = kinematics.frontalise(yaw, pitch, roll)
+        yaw, pitch, roll = kinematics.free_view(yaw, pitch, roll, override=self.override, offset=self.offset)
+        return torch.stack([yaw, pitch, roll], dim=1).numpy()
+
+
+def images_to_batch(frames: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) uint8 → (B, 3, H, W) float32 in [0, 1]."""
+    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def keypoints(kp_canonical: np.ndarray, motion: MotionBatch) -> np.ndarray:
+    """x = R x_c + t + δ with numpy in and out: kp_canonical (1 or B, K, 3) → (B, K, 3)."""
+    import torch
+
+    from .. import kinematics
+
+    b = len(motion)
+    kp_c = torch.from_numpy(np.broadcast_to(kp_canonical, (b, *kp_canonical.shape[1:])).copy())
+    rot = torch.from_numpy(np.ascontiguousarray(motion.rotation))
+    out = kinematics.transform_keypoints(
+        kp_c, rot[:, 0], rot[:, 1], rot[:, 2], torch.from_numpy(motion.translation), torch.from_numpy(motion.expression)
+    )
+    return out.numpy()
+
+
+def encode_frames(networks: Networks, images: np.ndarray, batch: int = 8) -> MotionBatch:
+    """Sender: frames (T, 3, S, S) float in [0, 1] → their motion."""
+    parts = []
+    for i in range(0, len(images), batch):
+        out = networks("motion_encoder", {"image": images[i : i + batch]})
+        parts.append(MotionBatch(out["rotation"], out["translation"], out["expression"]))
+    return MotionBatch.concat(parts)
+
+
+@dataclass
+class Receiver:
+    """Receiver state of one call: the source's features and keypoints, kept for every frame."""
+
+    networks: Networks
+    source_image: np.ndarray | None = None  # (1, 3, S, S)
+    features: np.ndarray | None = None  # (1, C, D, H, W)
+    kp_canonical: np.ndarray | None = None  # (1, K, 3)
+    kp_source: np.ndarray | None = None  # (1, K, 3)
+    kp_driving_initial: np.ndarray | None = None  # first driving keypoints, for relative motion
+
+    def set_source(self, source_image: np.ndarray, source_motion: MotionBatch) -> None:
+        """source_image (1, 3, S, S) in [0, 1] and its motion (as sent with the keyframe)."""
+        out = self.networks("appearance_encoder", {"source_image": source_image})
+        self.source_image, self.features, self.kp_canonical = source_image, out["source_features"], out["kp_canonical"]
+        self.kp_source = keypoints(self.kp_canonical, source_motion)
+        self.kp_driving_initial = None
+
+    def driving_keypoints(
+        self, motion: MotionBatch, view: ViewEdit | None = None, relative: bool = False
+    ) -> np.ndarray:
+        """Keypoints to render for B frames of motion (B, K, 3).
+
+        relative: motion transfer — apply the change since the first driving frame to the source.
+        """
+        if view is not None:
+            motion = MotionBatch(view.apply(motion.rotation), motion.translation, motion.expression)
+        kp = keypoints(self.kp_canonical, motion)
+        if not relative:
+            return kp
+        if self.kp_driving_initial is None:
+            self.kp_driving_initial = kp[:1]
+        import torch
+
+        from .. import kinematics
+
+        rel = kinematics.relative_keypoints(
+            *(torch.from_numpy(x) for x in (self.kp_source, kp, self.kp_driving_initial))
+        )
+        return rel.numpy()
+
+    def render(self, kp_driving: np.ndarray, expression_flow: np.ndarray | None = None) -> np.ndarray:
+        """(B, K, 3) driving keypoints, (B, 2, E, E) expression flows or None (the source's
+        expression) → frames (B, 3, S, S) in [0, 1]."""
+        if self.features is None:
+            raise RuntimeError("no source set for this call: send the source keyframe first")
+        b = kp_driving.shape[0]
+        rep = lambda x: np.repeat(x, b, axis=0)  # noqa: E731
+        if expression_flow is None:
+            size = self.source_image.shape[-1] // 4  # `ModelConfig.expression_flow_size`
+            expression_flow = np.zeros((b, 2, size, size), np.float32)
+        feeds = {
+            "source_image": rep(self.source_image),
+            "source_features": rep(self.features),
+            "kp_source": rep(self.kp_source),
+            "kp_driving": np.ascontiguousarray(kp_driving, np.float32),
+            "expression_flow": np.ascontiguousarray(expression_flow, np.float32),
+        }
+        return self.networks("warp_decoder", feeds)["output_image"]

@@ -1,0 +1,105 @@
+"""`make demo` (`python -m facecodec.tools.demo`): networks exported (if missing), tritonserver
+started, one real-time call on a clip through it, the results written to a folder, the server stopped."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..bitstream import RefreshPolicy
+from ..client.calls import CallReport, Connection, call
+from ..commands import run_command
+from ..serving import settings as settings_mod
+from ..serving.launch import add_repository_arguments, prepared_repository, status_lines
+from ..serving.server import TritonServer
+from ..serving.settings import ServingSettings
+
+
+def run_demo(
+    video: Path,
+    out_dir: Path,
+    *,
+    template: Path,
+    onnx_dir: Path,
+    settings: ServingSettings,
+    max_frames: int | None = None,
+    refresh: RefreshPolicy | None = None,
+    progress: Callable[[str], None] = print,
+) -> CallReport:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress(f"[1/4] networks: {onnx_dir} (preset {settings.preset}; exported now if missing or stale)")
+    with prepared_repository(template, onnx_dir, settings) as repo:
+        progress(f"[2/4] starting tritonserver on free loopback ports (repository {repo})")
+        with TritonServer(repo, log_path=out_dir / "tritonserver.log") as server:
+            for line in status_lines(server):
+                progress("      " + line)
+            progress(f"[3/4] call: {video} → motion_encoder → packets → decoder session, paced in real time")
+            report = call(
+                Connection(server.grpc_url),
+                video,
+                out_dir,
+                max_frames=max_frames,
+                refresh=refresh,
+                progress=lambda line: progress("      " + line),
+            ).report
+            progress("[4/4] stopping tritonserver")
+    write_summary(report, out_dir, video)
+    return report
+
+
+def write_summary(report: CallReport, out_dir: Path, video: Path) -> None:
+    (out_dir / "summary.json").write_text(json.dumps({"video": str(video), **report.as_dict()}, indent=1) + "\n")
+    rows = [
+        ("clip", f"{video} ({report.frames} frames at {report.fps_target:g} fps)"),
+        (
+            "bit rate",
+            f"{report.kbps:.1f} kbit/s ({report.kbps_motion:.1f} kbit/s motion; "
+            f"{report.keyframe_bytes} B in {report.keyframes} source keyframe{'s' if report.keyframes > 1 else ''})",
+        ),
+        ("decoded frame rate", f"{report.fps_decoded:.1f} fps"),
+        ("latency capture → decoded frame", f"p50 {report.latency_ms_p50:.0f} ms, p95 {report.latency_ms_p95:.0f} ms"),
+        ("PSNR decoded vs input", f"{report.psnr_db:.1f} dB"),
+        *((name, path) for name, path in report.outputs.items()),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    (out_dir / "summary.md").write_text(f"# facecodec demo call\n\n| | |\n| --- | --- |\n{table}\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    report = run_demo(
+        args.video,
+        args.out,
+        template=args.repository,
+        onnx_dir=args.onnx,
+        settings=settings_mod.from_arguments(args),
+        max_frames=args.max_frames,
+        refresh=RefreshPolicy.from_arguments(args),
+        progress=lambda line: print(line, flush=True),
+    )
+    print(
+        f"\ndemo: {report.frames} frames, {report.kbps:.1f} kbit/s, decoded at {report.fps_decoded:.1f} fps, "
+        f"latency p50 {report.latency_ms_p50:.0f} ms → {args.out}/ (decoded.mp4, side_by_side.mp4, summary.md)"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facecodec.tools.demo", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    add_repository_arguments(p)
+    p.add_argument("--video", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--max-frames", type=int)
+    RefreshPolicy.add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="      %(name)s: %(message)s")
+    return run_command(lambda: cmd_demo(args), logging.getLogger("facecodec.demo"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

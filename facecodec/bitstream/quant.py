@@ -1,9 +1,9 @@
 """Scalar quantisation of motion vectors, with closed-loop temporal prediction.
 
 Each field (angles, translation, keypoint expression, expression-channel coefficients) has a base
-step; a per-packet quantiser
-scale index `qscale` (0…47, signalled in every MOTION packet) multiplies all steps by
-`qscale_factor(qscale)`, from 1/8 to 7.5 in 1/8-octave-like increments (24 → 1.0).
+step; a per-packet quantiser scale index `qscale` (0…47, signalled in every MOTION packet)
+multiplies all steps by `qscale_factor(qscale)`, from 1/8 to 7.5 in 1/8-octave-like increments
+(24 → 1.0).
 
 Intra frames code levels of the value itself; predicted frames code levels of the
 residual against the DECODER's reconstruction of the previous frame, so encoder and

@@ -25,7 +25,7 @@ LAYERS = [
     # networks, geometry, the tensor contract, weights; and small shared helpers
     "facecodec.models : facecodec.kinematics : facecodec.io_spec : facecodec.presets : facecodec.checkpoint"
     " : facecodec.weights : facecodec.plugin_spec : facecodec.perceptual : facecodec.landmarks : facecodec.media"
-    " : facecodec.quality : facecodec.commands : facecodec.identity_split",
+    " : facecodec.quality : facecodec.commands : facecodec.identity_split : facecodec.expression",
 ]
 
 

@@ -1,5 +1,5 @@
 """The expression channel in training: the receiver's expression flow for every (source, driving)
-pair, from the cached landmarks, and a loss on the mouth and eyes at full resolution.
+pair, from the cached landmarks (the loss on the mouth and eyes is `losses.expression_region_loss`).
 
 With the flow in the loop, the generator learns to draw what the warp cannot: the inside of an
 opening mouth, lids over an eye. The flow is the one the codec sends: the driving frame's
@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from ..bitstream.quant import DEFAULT_STEPS
-from ..expression import LEFT_EYE, LIPS, RIGHT_EYE, ExpressionBasis, ExpressionWarp
-from .losses import crop
+from ..expression import ExpressionBasis, ExpressionWarp
 
 
 def to_pixels(points: np.ndarray, size: int, flipped: bool) -> np.ndarray:
@@ -50,31 +49,3 @@ def batch_expression_flows(landmarks: torch.Tensor, flipped: np.ndarray, basis: 
         if flipped[i]:
             out[i] = mirror_flow(out[i])
     return torch.from_numpy(out.reshape(b * (n1 - 1), 2, size, size))
-
-
-REGIONS = (LIPS, LEFT_EYE, RIGHT_EYE)
-REGION_MARGIN = (0.7, 1.0, 1.0)  # half box side per half extent of the region's landmarks
-
-
-def region_boxes(landmarks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(F, L, ≥ 2) normalised → per region (mouth, eyes): (centres (F, 2), half sides (F,)), NaN
-    where a face is missing."""
-    boxes = []
-    for region, margin in zip(REGIONS, REGION_MARGIN):
-        points = landmarks[:, list(region), :2]
-        low, high = points.amin(dim=1), points.amax(dim=1)
-        boxes.append(((low + high) / 2, (high - low).amax(dim=1) / 2 * (1 + margin)))
-    return boxes
-
-
-def expression_region_loss(perceptual, generated: torch.Tensor, target: torch.Tensor, landmarks: torch.Tensor,
-                           size: int = 64) -> torch.Tensor:
-    """Perceptual + L1 on the mouth and both eyes, each cropped from the driving frame's landmarks
-    (F, L, ≥ 2) to size² (about the crop's own resolution: the mouth is ≈ 60 px wide at 256²)."""
-    total = generated.new_zeros(())
-    for centres, half in region_boxes(landmarks):
-        ok = torch.isfinite(half) & (half > 0)
-        if ok.any():
-            g, t = (crop(x[ok], centres[ok], half[ok], size) for x in (generated, target))
-            total = total + perceptual.at_scale(g, t, 1.0) + (g - t).abs().mean()
-    return total / len(REGIONS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..expression import LEFT_EYE, LIPS, RIGHT_EYE
 from ..kinematics import bins_to_degrees, rotation_matrix
 
 from .config import LossWeights
@@ -136,6 +137,35 @@ def face_crop_loss(perceptual: PerceptualLoss, generated: torch.Tensor, target: 
     return perceptual.at_scale(g, t, 1.0) + (g - t).abs().mean()
 
 
+REGIONS = (LIPS, LEFT_EYE, RIGHT_EYE)
+REGION_MARGIN = (0.7, 1.0, 1.0)  # half box side per half extent of the region's landmarks
+
+
+def region_boxes(landmarks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(F, L, ≥ 2) normalised → per region (mouth, eyes): (centres (F, 2), half sides (F,)), NaN
+    where a face is missing."""
+    boxes = []
+    for region, margin in zip(REGIONS, REGION_MARGIN):
+        points = landmarks[:, list(region), :2]
+        low, high = points.amin(dim=1), points.amax(dim=1)
+        boxes.append(((low + high) / 2, (high - low).amax(dim=1) / 2 * (1 + margin)))
+    return boxes
+
+
+def expression_region_loss(perceptual: PerceptualLoss, generated: torch.Tensor, target: torch.Tensor,
+                           landmarks: torch.Tensor,
+                           size: int = 64) -> torch.Tensor:
+    """Perceptual + L1 on the mouth and both eyes, each cropped from the driving frame's landmarks
+    (F, L, ≥ 2) to size² (about the crop's own resolution: the mouth is ≈ 60 px wide at 256²)."""
+    total = generated.new_zeros(())
+    for centres, half in region_boxes(landmarks):
+        ok = torch.isfinite(half) & (half > 0)
+        if ok.any():
+            g, t = (crop(x[ok], centres[ok], half[ok], size) for x in (generated, target))
+            total = total + perceptual.at_scale(g, t, 1.0) + (g - t).abs().mean()
+    return total / len(REGIONS)
+
+
 def decoder_loss(perceptual: PerceptualLoss, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The lite decoder's own image (before the blend with the warped source) against the driving frame.
 
@@ -189,8 +219,6 @@ class TrainingLoss(torch.nn.Module):
             if w.face_crop:
                 terms["face_crop"] = face_crop_loss(self.perceptual, out.generated, target, driving_landmarks)
             if w.expression_region:
-                from .expression import expression_region_loss
-
                 terms["expression_region"] = expression_region_loss(self.perceptual, out.generated, target,
                                                                     driving_landmarks)
         if out.view_deformation is not None and landmarks is not None and pose_labels is not None:

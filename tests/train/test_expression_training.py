@@ -9,8 +9,9 @@ import torch
 
 from facecodec.expression import ExpressionBasis, ExpressionWarp
 from facecodec.train.data import normalise_landmarks
-from facecodec.train.expression import batch_expression_flows, expression_region_loss, mirror_flow, to_pixels
-from facecodec.train.perceptual import PerceptualLoss
+from facecodec.train.expression import batch_expression_flows, mirror_flow, to_pixels
+from facecodec.train.losses import expression_region_loss
+from facecodec.perceptual import PerceptualLoss
 
 S, E = 256, 64
 

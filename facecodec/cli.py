@@ -82,10 +82,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
         model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights).eval()
         search = motion_search(TorchNetworks(model), RefineConfig(steps=args.refine))
+    from .expression import expression_sender
+
     cfg = get_preset(args.preset)
     sender = encode_file(networks, args.video, args.out, preset=args.preset, num_kp=cfg.num_kp, size=cfg.image_size,
                          max_frames=args.max_frames, target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args),
-                         search=search, keyframe_quality=args.keyframe_quality)
+                         search=search, keyframe_quality=args.keyframe_quality,
+                         expression=expression_sender(args.expression))
     refreshes = f", {sender.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
     print(f"{args.out}: {sender.stats.frames} frames, {sender.stats.kbps():.1f} kbit/s{refreshes}")
     return 0
@@ -105,6 +108,7 @@ def _add_codec_parsers(sub) -> None:
     from .bitstream.keyframe import add_keyframe_quality_argument
     from .bitstream.refresh import RefreshPolicy
     from .codec.refine import add_refine_argument
+    from .expression import add_expression_argument
 
     p = sub.add_parser("encode", help="video → stream file, in-process (ONNX Runtime)")
     _add_model_args(p)
@@ -116,6 +120,7 @@ def _add_codec_parsers(sub) -> None:
     add_keyframe_quality_argument(p)
     RefreshPolicy.add_arguments(p)
     add_refine_argument(p)
+    add_expression_argument(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="stream file → MP4, in-process (ONNX Runtime); preset from the stream")

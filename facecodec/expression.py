@@ -54,6 +54,13 @@ _EDGE = np.linspace(-1.0, 1.0, 5)
 BORDER = np.array([(x, y) for x in _EDGE for y in (-1.0, 1.0)] + [(x, y) for y in _EDGE[1:-1] for x in (-1.0, 1.0)])
 
 BASIS_FILE = "expression_basis.npz"
+NUM_COEFFICIENTS = 16  # P of the shipped basis: 95 % of the training faces' landmark motion
+FLOW_CELL = 4  # pixels per cell of the flow's E×E grid: as fine as f_s (64² at 256²)
+
+
+def flow_size(image_size: int) -> int:
+    """E, the side of the expression flow of S×S frames."""
+    return image_size // FLOW_CELL
 NUM_LANDMARKS = 478  # MediaPipe face mesh with the refined iris points
 
 
@@ -147,6 +154,8 @@ class ExpressionBasis:
             data = dict(np.load(path))
         if tuple(data["moving"]) != MOVING or tuple(data["rigid"]) != RIGID:
             raise ValueError(f"{path or BASIS_FILE}: the basis was fitted on other landmark sets")
+        if path is None and len(data["components"]) != NUM_COEFFICIENTS:
+            raise ValueError(f"the shipped basis has {len(data['components'])} coefficients, not {NUM_COEFFICIENTS}")
         return cls(*(data[name].astype(np.float64) for name in ("mean_rigid", "mean_moving", "components", "spread")))
 
     def canonical(self, landmarks: np.ndarray) -> tuple[np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
@@ -293,5 +302,24 @@ class ExpressionSender:
 
 
 def zero_flow(batch: int, size: int) -> np.ndarray:
-    """(B, 2, E, E) zeros: no expression change (streams without the channel, vox256 defaults)."""
+    """(B, 2, E, E) zeros for E = `size`: no expression change (streams without the channel)."""
     return np.zeros((batch, 2, size, size), np.float32)
+
+
+
+def add_expression_argument(parser) -> None:
+    """`--no-expression` on a command that encodes."""
+    parser.add_argument("--no-expression", dest="expression", action="store_false",
+                        help="leave the expression channel out (mouth, eyes, brows: facecodec.expression; on by "
+                        "default, ≈ 1 kbit/s, needs mediapipe at the sender): a version-1 stream")
+
+
+def expression_sender(enabled: bool) -> ExpressionSender | None:
+    """The sender of the expression channel, or None when `enabled` is False; a missing mediapipe
+    is an error that says how to go without."""
+    if not enabled:
+        return None
+    try:
+        return ExpressionSender()
+    except ImportError as err:
+        raise ImportError(f"{err}; or send without the expression channel (--no-expression)") from None

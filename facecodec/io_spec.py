@@ -3,13 +3,16 @@
 Export takes its input/output names and dynamic axes from here, the Triton configs are checked
 against it by a test, and clients import the same names. Shapes exclude the batch axis, which is
 always the dynamic first axis. Symbols stand for preset-dependent sizes:
-S image side, K keypoints, C/D/H/W the source feature volume f_s, E the expression flow's side.
+S image side, K keypoints, C/D/H/W the source feature volume f_s, E the expression flow's side;
+P expression coefficients and N source-face points (the expression channel, not preset-dependent).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .expression import NUM_COEFFICIENTS, SOURCE_POINTS
 
 if TYPE_CHECKING:  # a type hint only: io_spec imports no torch (the gRPC client reads it)
     from .models import ModelConfig
@@ -25,7 +28,8 @@ class TensorSpec:
     def resolve(self, cfg: ModelConfig) -> tuple[int, ...]:
         """Concrete shape (without batch) for a preset."""
         c, d, h, w = cfg.feature_shape
-        sizes = {"S": cfg.image_size, "K": cfg.num_kp, "C": c, "D": d, "H": h, "W": w, "E": cfg.expression_flow_size}
+        sizes = {"S": cfg.image_size, "K": cfg.num_kp, "C": c, "D": d, "H": h, "W": w, "E": cfg.expression_flow_size,
+                 "P": NUM_COEFFICIENTS, "N": len(SOURCE_POINTS)}
         return tuple(sizes[x] if isinstance(x, str) else x for x in self.shape)
 
 
@@ -85,10 +89,20 @@ FRONTALISE = TensorSpec("frontalise", "bool", (1,), "face the camera: angles zer
 RELATIVE = TensorSpec(
     "relative", "bool", (1,), "motion transfer: apply the motion since the session's first relative frame"
 )
+# The expression channel (facecodec.expression): P coefficients per frame, the source's face at START.
+FACE = TensorSpec("face", "float32", ("P",), "expression channel: the frame's expression code")
+SOURCE_FACE_POINTS = TensorSpec(
+    "source_face_points", "float32", ("N", 2), "expression channel: the source's moving and anchor landmarks, pixels"
+)
+SOURCE_FACE_MAP = TensorSpec(
+    "source_face_map", "float32", (2, 3), "expression channel: the source's canonical-to-image map"
+)
+SOURCE_FACE_CODE = TensorSpec("source_face_code", "float32", ("P",), "expression channel: the source's own code")
 DECODER = ModelSpec(
     "decoder",
-    (SOURCE_IMAGE, ROTATION, TRANSLATION, EXPRESSION, VIEW_OVERRIDE, VIEW_OFFSET, FRONTALISE, RELATIVE),
+    (SOURCE_IMAGE, ROTATION, TRANSLATION, EXPRESSION, VIEW_OVERRIDE, VIEW_OFFSET, FRONTALISE, RELATIVE,
+     FACE, SOURCE_FACE_POINTS, SOURCE_FACE_MAP, SOURCE_FACE_CODE),
     (OUTPUT_IMAGE,),
-    "call session: START keeps the source's f_s and keypoints, every request renders one frame",
+    "call session: START keeps the source's f_s and keypoints (and face), every request renders one frame",
 )
 SERVED: dict[str, ModelSpec] = {**NETWORKS, DECODER.name: DECODER}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import numpy as np
 
 from .framecoder import FrameCoder
@@ -23,12 +26,14 @@ class Encoder:
     after `request_intra`) the MOTION packet is intra. With `target_kbps`, a
     `RateController` picks each packet's quantiser scale; otherwise `qscale` is fixed.
     With `refresh`, frames passed to `encode` with their image get a new keyframe whenever the
-    policy finds the head too far from the current source (`RefreshPolicy`).
+    policy finds the head too far from the current source (`RefreshPolicy`); `face_of` then gives
+    that picture's face in streams with the expression channel.
     """
 
     def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
                  keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None,
-                 refresh: RefreshPolicy | None = None) -> None:
+                 refresh: RefreshPolicy | None = None,
+                 face_of: Callable[[np.ndarray], SourceFace | None] | None = None) -> None:
         qscale_factor(qscale)  # validates the index
         self.header = header
         self.stats = StreamStats(float(header.fps))
@@ -43,6 +48,7 @@ class Encoder:
         self._force_intra = True
         self._pending_keyframe: bytes | None = None
         self.refresh = refresh
+        self.face_of = face_of
         self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
 
     def request_keyframe(self, image: np.ndarray, face: SourceFace | None = None) -> bytes:
@@ -59,6 +65,9 @@ class Encoder:
         if face is not None and face.code.shape != (self.header.num_face,):
             raise ValueError(f"a source face needs a stream with its expression channel (header num_face "
                              f"{self.header.num_face}, the face's code has {face.code.size})")
+        if face is not None:  # on the coefficients' grid: a frame that repeats the source draws it exactly
+            step = self.header.steps.face
+            face = dataclasses.replace(face, code=np.rint(face.code.astype(np.float64) / step) * step)
         coded = encode_keyframe(image, **self._keyframe_options)
         self._pending_keyframe = (encode_face(face) if self.header.num_face else b"") + coded
         return coded
@@ -82,7 +91,7 @@ class Encoder:
             raise ValueError(f"motion must have K={self.header.num_kp} keypoints, P={self.header.num_face} "
                              "expression coefficients and finite values")
         if image is not None and self._refresh_due(motion, timestamp_ms):
-            self.request_keyframe(image)
+            self.request_keyframe(image, self.face_of(image) if self.face_of else None)
         if self._pending_keyframe is not None:
             self._source = (motion, timestamp_ms)
         chunk = self._keyframe_packet(timestamp_ms) + self._motion_packet(vector, timestamp_ms)

@@ -16,6 +16,8 @@ import numpy as np
 
 from .. import io_spec
 from ..bitstream import Motion, split_batch, stack_batch
+from ..bitstream.motion import stack_faces
+from ..expression import ExpressionBasis, ExpressionWarp, SourceFace, flow_size, zero_flow
 
 if TYPE_CHECKING:  # torch is imported where it is used: the gRPC client runs this module without it
     from ..models import FaceVid2Vid
@@ -61,34 +63,46 @@ class OrtNetworks:
 @dataclass(frozen=True)
 class MotionBatch:
     """Per-frame motion of B frames: rotation (B, 3) degrees (yaw, pitch, roll), translation
-    (B, 3), expression (B, K, 3) — exactly the `motion_encoder` outputs."""
+    (B, 3), expression (B, K, 3) — exactly the `motion_encoder` outputs — and, with the expression
+    channel, each frame's code `face` (B, P) (`facecodec.expression`; None without it)."""
 
     rotation: np.ndarray
     translation: np.ndarray
     expression: np.ndarray
+    face: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.rotation.shape[0]
 
     def __getitem__(self, index) -> "MotionBatch":
         sl = index if isinstance(index, slice) else slice(index, index + 1)
-        return MotionBatch(self.rotation[sl], self.translation[sl], self.expression[sl])
+        face = None if self.face is None else self.face[sl]
+        return MotionBatch(self.rotation[sl], self.translation[sl], self.expression[sl], face)
+
+    def with_face(self, face: np.ndarray | None) -> "MotionBatch":
+        """The same motion with the expression channel's codes (B, P) (None: without)."""
+        return MotionBatch(self.rotation, self.translation, self.expression, face)
 
     @staticmethod
     def concat(parts: list["MotionBatch"]) -> "MotionBatch":
         fields = ("rotation", "translation", "expression")
-        return MotionBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+        faces = [p.face for p in parts]
+        if any(f is None for f in faces) and not all(f is None for f in faces):
+            raise ValueError("cannot join motion with and without expression codes")
+        face = None if faces[0] is None else np.concatenate(faces)
+        return MotionBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields), face)
 
     def to_motions(self) -> list[Motion]:
         """One bitstream `Motion` per frame (what the sender codes)."""
         rot = self.rotation
-        return split_batch(rot[:, 0], rot[:, 1], rot[:, 2], self.translation, self.expression)
+        return split_batch(rot[:, 0], rot[:, 1], rot[:, 2], self.translation, self.expression, self.face)
 
     @staticmethod
     def from_motions(motions: list[Motion]) -> "MotionBatch":
         """The batch of decoded `Motion`s (what the receiver renders), float32."""
         yaw, pitch, roll, t, exp = stack_batch(motions)
-        return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp)
+        face = stack_faces(motions)
+        return MotionBatch(np.stack([yaw, pitch, roll], axis=1), t, exp, face if face.shape[-1] else None)
 
 
 @dataclass(frozen=True)
@@ -141,9 +155,36 @@ def encode_frames(networks: Networks, images: np.ndarray, batch: int = 8) -> Mot
     return MotionBatch.concat(parts)
 
 
+_BASIS: ExpressionBasis | None = None
+
+
+def shipped_basis() -> ExpressionBasis:
+    """The expression basis every stream of this version refers to (loaded once)."""
+    global _BASIS
+    if _BASIS is None:
+        _BASIS = ExpressionBasis.load()
+    return _BASIS
+
+
+def check_expression_basis(face_basis: int) -> None:
+    """A stream's header names its expression basis (0: none); this receiver knows only the shipped one."""
+    if face_basis and face_basis != shipped_basis().id:
+        raise ValueError(f"the stream's expression basis {face_basis:08x} is not this decoder's "
+                         f"({shipped_basis().id:08x}): decode it with the facecodec version that wrote it")
+
+
+def expression_warp(face: SourceFace, image_size: int) -> ExpressionWarp:
+    """The receiver's expression warp of a source face (the shipped basis) for S×S frames."""
+    basis = shipped_basis()
+    if face.code.shape != (basis.size,):
+        raise ValueError(f"the source face has {face.code.size} expression coefficients, the basis {basis.size}")
+    return ExpressionWarp(basis, face, flow_size(image_size), image_size=image_size)
+
+
 @dataclass
 class Receiver:
-    """Receiver state of one call: the source's features and keypoints, kept for every frame."""
+    """Receiver state of one call: the source's features and keypoints, kept for every frame, and
+    with the expression channel the source's face (`ExpressionWarp`)."""
 
     networks: Networks
     source_image: np.ndarray | None = None  # (1, 3, S, S)
@@ -151,13 +192,29 @@ class Receiver:
     kp_canonical: np.ndarray | None = None  # (1, K, 3)
     kp_source: np.ndarray | None = None  # (1, K, 3)
     kp_driving_initial: np.ndarray | None = None  # first driving keypoints, for relative motion
+    expression: ExpressionWarp | None = None  # None: the source has no face sent, draw its own expression
+    face_initial: np.ndarray | None = None  # first driving code (P,), for relative motion
 
-    def set_source(self, source_image: np.ndarray, source_motion: MotionBatch) -> None:
-        """source_image (1, 3, S, S) in [0, 1] and its motion (as sent with the keyframe)."""
+    def set_source(self, source_image: np.ndarray, source_motion: MotionBatch, face: SourceFace | None = None) -> None:
+        """source_image (1, 3, S, S) in [0, 1] and its motion (as sent with the keyframe), and its
+        face when the stream carries the expression channel."""
         out = self.networks("appearance_encoder", {"source_image": source_image})
         self.source_image, self.features, self.kp_canonical = source_image, out["source_features"], out["kp_canonical"]
         self.kp_source = keypoints(self.kp_canonical, source_motion)
-        self.kp_driving_initial = None
+        self.kp_driving_initial, self.face_initial = None, None
+        self.expression = None if face is None else expression_warp(face, source_image.shape[-1])
+
+    def expression_flow(self, motion: MotionBatch, relative: bool = False) -> np.ndarray:
+        """(B, 2, E, E) expression flows of B frames: the frames' codes against the source's (or,
+        relative: against the first driving frame's, applied to the source); zeros without a face."""
+        if self.expression is None or motion.face is None or motion.face.shape[-1] == 0:
+            return zero_flow(len(motion), flow_size(self.source_image.shape[-1]))
+        codes = np.asarray(motion.face, np.float64)
+        if relative:
+            if self.face_initial is None:
+                self.face_initial = codes[0]
+            codes = codes - self.face_initial + self.expression.face.code
+        return self.expression.flow_of(codes)
 
     def driving_keypoints(
         self, motion: MotionBatch, view: ViewEdit | None = None, relative: bool = False
@@ -167,7 +224,7 @@ class Receiver:
         relative: motion transfer — apply the change since the first driving frame to the source.
         """
         if view is not None:
-            motion = MotionBatch(view.apply(motion.rotation), motion.translation, motion.expression)
+            motion = MotionBatch(view.apply(motion.rotation), motion.translation, motion.expression, motion.face)
         kp = keypoints(self.kp_canonical, motion)
         if not relative:
             return kp
@@ -183,15 +240,14 @@ class Receiver:
         return rel.numpy()
 
     def render(self, kp_driving: np.ndarray, expression_flow: np.ndarray | None = None) -> np.ndarray:
-        """(B, K, 3) driving keypoints, (B, 2, E, E) expression flows or None (the source's
-        expression) → frames (B, 3, S, S) in [0, 1]."""
+        """(B, K, 3) driving keypoints, (B, 2, E, E) expression flows (`expression_flow`) or None (the
+        source's expression) → frames (B, 3, S, S) in [0, 1]."""
         if self.features is None:
             raise RuntimeError("no source set for this call: send the source keyframe first")
         b = kp_driving.shape[0]
         rep = lambda x: np.repeat(x, b, axis=0)  # noqa: E731
         if expression_flow is None:
-            size = self.source_image.shape[-1] // 4  # `ModelConfig.expression_flow_size`
-            expression_flow = np.zeros((b, 2, size, size), np.float32)
+            expression_flow = zero_flow(b, flow_size(self.source_image.shape[-1]))
         feeds = {
             "source_image": rep(self.source_image),
             "source_features": rep(self.features),

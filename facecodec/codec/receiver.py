@@ -16,7 +16,7 @@ import numpy as np
 
 from ..bitstream import DecodedFrame, DecodedStream, read_stream
 from ..media import to_frames, write_video
-from .pipeline import MotionBatch, Networks, ViewEdit, images_to_batch
+from .pipeline import MotionBatch, Networks, ViewEdit, check_expression_basis, images_to_batch
 from .session import FrameRequest, SessionStore
 
 
@@ -24,11 +24,11 @@ def frame_request(
     frame: DecodedFrame, session_id: int, *, start: bool, end: bool, view: ViewEdit | None = None
 ) -> FrameRequest:
     """The decoder request of one decoded packet. A keyframe (the call's first, or a refresh)
-    carries the source image, and the frame's own motion is the source's motion."""
+    carries the source image (and its face), and the frame's own motion is the source's motion."""
     source = None if frame.keyframe is None else images_to_batch(frame.keyframe[None])
     return FrameRequest(
         session_id, start=start, end=end, source_image=source, motion=MotionBatch.from_motions([frame.motion]),
-        view=view,
+        view=view, source_face=frame.face if source is not None else None,
     )
 
 
@@ -70,6 +70,7 @@ def decode_file(
     """Stream file (or one already read) → (T, S, S, 3) uint8 frames in-process (and an MP4 when
     `out` is given)."""
     decoded = stream if isinstance(stream, DecodedStream) else read_stream(stream)
+    check_expression_basis(decoded.header.face_basis)
     frames = to_frames(receive(networks, decoded.frames, view=view))
     if out is not None:
         write_video(out, frames, fps=float(decoded.header.fps))

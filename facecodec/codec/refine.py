@@ -17,6 +17,7 @@ receiver's render at that batch (`experiments/refine_bench.py`, `docs/benchmarks
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..expression import SourceFace
 from ..kinematics import transform_keypoints
 from ..models import FaceVid2Vid
 from .pipeline import MotionBatch, Networks
@@ -51,9 +53,11 @@ def _loss(out: torch.Tensor, target: torch.Tensor, coarse_weight: float) -> torc
 
 
 def refine_motion(model: FaceVid2Vid, source_image: np.ndarray, source_motion: MotionBatch, frames: np.ndarray,
-                  motion: MotionBatch, cfg: RefineConfig = RefineConfig(), batch: int = 8) -> MotionBatch:
+                  motion: MotionBatch, cfg: RefineConfig = RefineConfig(), batch: int = 8,
+                  flows: np.ndarray | None = None) -> MotionBatch:
     """source_image (1, 3, S, S) and frames (T, 3, S, S) float in [0, 1]; source_motion (1 frame) and
-    motion (T frames) from the motion encoder → refined motion (T frames).
+    motion (T frames) from the motion encoder → refined motion (T frames; expression codes kept as
+    they are). flows (T, 2, E, E): the expression channel's flows the receiver will compose, or None.
 
     Batches run in order. Each frame starts from the best of: its encoder estimate; that estimate
     plus the correction found for the previous batch's last frame (an encoder that misreads a face
@@ -83,9 +87,10 @@ def refine_motion(model: FaceVid2Vid, source_image: np.ndarray, source_motion: M
             candidates = [start, [x.expand(n, *x.shape[1:]) for x in still]]
             if correction is not None:
                 candidates.append([s + c for s, c in zip(start, correction)])
-            refined = _refine_batch(render, tensor(frames[i : i + batch]), candidates, cfg)
+            flow = None if flows is None else tensor(flows[i : i + batch])
+            refined = _refine_batch(partial(render, flow=flow), tensor(frames[i : i + batch]), candidates, cfg)
             correction = [r[-1:] - s[-1:] for r, s in zip(refined, start)]
-            parts.append(MotionBatch(*(x.cpu().numpy() for x in refined)))
+            parts.append(MotionBatch(*(x.cpu().numpy() for x in refined), motion[i : i + batch].face))
             bar.update(n)
         bar.close()
     finally:
@@ -104,16 +109,18 @@ class _Renderer:
                  kp_s: torch.Tensor):
         self.model, self.src, self.features, self.kp_c, self.kp_s = model, src, features, kp_c, kp_s
 
-    def __call__(self, rot: torch.Tensor, t: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
-        """rot (B, 3) degrees, t (B, 3), exp (B, K, 3) → frames (B, 3, S, S)."""
+    def __call__(self, rot: torch.Tensor, t: torch.Tensor, exp: torch.Tensor,
+                 flow: torch.Tensor | None = None) -> torch.Tensor:
+        """rot (B, 3) degrees, t (B, 3), exp (B, K, 3), expression flow (B, 2, E, E) or None →
+        frames (B, 3, S, S)."""
         b = rot.shape[0]
         rep = lambda x: x.expand(b, *x.shape[1:])  # noqa: E731
         kp_d = transform_keypoints(rep(self.kp_c), rot[:, 0], rot[:, 1], rot[:, 2], t, exp)
         deformation, occlusion, _ = self.model.motion(rep(self.features), rep(self.kp_s), kp_d)
-        return self.model.generator(rep(self.features), deformation, occlusion, rep(self.src))
+        return self.model.generator(rep(self.features), deformation, occlusion, rep(self.src), flow)
 
 
-def _refine_batch(render: _Renderer, target: torch.Tensor, candidates: list[list[torch.Tensor]],
+def _refine_batch(render: Callable[..., torch.Tensor], target: torch.Tensor, candidates: list[list[torch.Tensor]],
                   cfg: RefineConfig) -> list[torch.Tensor]:
     """Adam from the best of `candidates` (each a (rot, t, exp) for the batch) per frame; returns
     the best (rot, t, exp) seen per frame."""
@@ -162,20 +169,25 @@ def smooth_motion(motion: MotionBatch, taps: tuple[float, ...]) -> MotionBatch:
         padded = np.concatenate([x[:1].repeat(r, 0), x, x[-1:].repeat(r, 0)])
         return sum(k[j] * padded[j : j + len(x)] for j in range(len(k))).astype(x.dtype)
 
-    return MotionBatch(run(motion.rotation), run(motion.translation), run(motion.expression))
+    # the expression codes are the landmarks' measurement, not the search's: kept as they are
+    return MotionBatch(run(motion.rotation), run(motion.translation), run(motion.expression), motion.face)
 
 
 def refine_call(model: FaceVid2Vid, frames: np.ndarray, motion: MotionBatch, keyframe: np.ndarray,
-                cfg: RefineConfig = RefineConfig(), batch: int = 8) -> MotionBatch:
+                face: SourceFace | None = None, *, cfg: RefineConfig = RefineConfig(), batch: int = 8) -> MotionBatch:
     """The search for a one-shot call: frames (T, S, S, 3) uint8 with the encoder's motion (T frames)
     and the keyframe (S, S, 3) uint8 as the receiver decodes it (the same lossy image, not the camera
-    frame); frame 0 is the source, so frames 1… are searched against that keyframe, then smoothed
-    over time (`cfg.smoothing`). Frame 0's motion is sent as it is: it defines the source keypoints
-    on both sides."""
-    from .pipeline import images_to_batch
+    frame), with its face when the stream carries the expression channel (the search then renders
+    the expression the receiver will draw); frame 0 is the source, so frames 1… are searched against
+    that keyframe, then smoothed over time (`cfg.smoothing`). Frame 0's motion is sent as it is: it
+    defines the source keypoints on both sides."""
+    from .pipeline import expression_warp, images_to_batch
 
+    flows = None
+    if face is not None and motion.face is not None:
+        flows = expression_warp(face, keyframe.shape[0]).flow_of(motion.face[1:])
     rest = refine_motion(model, images_to_batch(keyframe[None]), motion[0:1], images_to_batch(frames[1:]), motion[1:],
-                         cfg, batch)
+                         cfg, batch, flows)
     return MotionBatch.concat([motion[0:1], smooth_motion(rest, cfg.smoothing) if cfg.steps > 0 else rest])
 
 

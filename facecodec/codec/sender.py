@@ -16,18 +16,24 @@ from pathlib import Path
 import numpy as np
 
 from ..bitstream import Encoder, RefreshPolicy, StreamHeader, StreamStats, decode_keyframe, write_stream
+from ..expression import ExpressionSender, SourceFace
 from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..bitstream.quant import QSCALE_UNITY
 from ..media import probe_fps, read_video
 from .pipeline import MotionBatch, Networks, encode_frames, images_to_batch
 
-# (frames (T, S, S, 3) uint8, their motion, the keyframe (S, S, 3) uint8 as the receiver decodes it) → motion
-MotionSearch = Callable[[np.ndarray, MotionBatch, np.ndarray], MotionBatch]
+# (frames (T, S, S, 3) uint8, their motion, the keyframe (S, S, 3) uint8 as the receiver decodes it,
+# its face or None) → motion
+MotionSearch = Callable[[np.ndarray, MotionBatch, np.ndarray, SourceFace | None], MotionBatch]
 
 
-def stream_header(preset: str, num_kp: int, size: int, fps: float, **options) -> StreamHeader:
-    """The header of a stream of `size`² frames at `fps` (a rate such as 29.97 becomes 30000/1001)."""
+def stream_header(preset: str, num_kp: int, size: int, fps: float, *, expression: ExpressionSender | None = None,
+                  **options) -> StreamHeader:
+    """The header of a stream of `size`² frames at `fps` (a rate such as 29.97 becomes 30000/1001);
+    with `expression`, a version-2 stream carrying its basis's coefficients."""
     rate = Fraction(fps).limit_denominator(1001)
+    if expression is not None:
+        options = {**options, "face_basis": expression.basis.id, "num_face": expression.basis.size}
     return StreamHeader(
         preset=preset,
         num_kp=num_kp,
@@ -48,21 +54,30 @@ class Sender:
     (`MotionSearch`, e.g. `facecodec.codec.refine.motion_search`): a sender-side motion search; it
     gets the keyframe exactly as the receiver will decode it. `keyframe_quality`: the source
     picture's WebP quality, 1…100 (a one-off cost: 90 ≈ 6–8 kB at 256², 100 about twice that).
-    `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled.
+    `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled. `expression`: the
+    expression channel's sender (the header must name its basis, `stream_header(expression=...)`):
+    each keyframe carries the picture's face, each frame its code.
     """
 
     def __init__(
         self, networks: Networks | None, header: StreamHeader, *, target_kbps: float | None = None,
         qscale: int = QSCALE_UNITY, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
-        keyframe_quality: int = DEFAULT_QUALITY, batch: int = 8,
+        keyframe_quality: int = DEFAULT_QUALITY, batch: int = 8, expression: ExpressionSender | None = None,
     ) -> None:
         if search is not None and refresh is not None:
             raise ValueError("the motion search works against the first keyframe: it does not combine with refresh")
+        wanted = (expression.basis.id, expression.basis.size) if expression is not None else (0, 0)
+        if (header.face_basis, header.num_face) != wanted:
+            raise ValueError(f"the header's expression channel (basis {header.face_basis:08x}, {header.num_face} "
+                             f"coefficients) does not match the sender's (basis {wanted[0]:08x}, {wanted[1]})")
         self.networks, self.header, self.search, self.batch = networks, header, search, batch
+        self.expression = expression
+        face_of = expression.source_face if expression is not None else None
         self.encoder = Encoder(header, target_kbps=target_kbps, qscale=qscale, refresh=refresh,
-                               keyframe_quality=keyframe_quality)
+                               keyframe_quality=keyframe_quality, face_of=face_of)
         self.frames_sent = 0
         self.keyframe: np.ndarray | None = None  # the first keyframe as the receiver decodes it (for `search`)
+        self.source_face: SourceFace | None = None  # its face (expression channel)
 
     @property
     def stats(self) -> StreamStats:
@@ -76,15 +91,21 @@ class Sender:
         if frames is None and self.encoder.refresh is not None:
             raise ValueError("a refresh policy needs the frame images")
         if frames is not None and self.frames_sent == 0:
-            body = self.encoder.request_keyframe(frames[0])
+            if self.expression is not None:
+                self.source_face = self.expression.source_face(frames[0])
+            body = self.encoder.request_keyframe(frames[0], self.source_face)
             if self.search is not None:
                 self.keyframe = decode_keyframe(body, self.header.height, self.header.width)
         if motion is None:
             if self.networks is None or frames is None:
                 raise ValueError("a sender without networks needs each frame's motion")
             motion = encode_frames(self.networks, images_to_batch(frames), self.batch)
+        if self.expression is not None and motion.face is None:
+            if frames is None:
+                raise ValueError("a motion-only stream with the expression channel needs each frame's code")
+            motion = motion.with_face(self.expression.encode(frames))
         if self.search is not None:
-            motion = self.search(frames, motion, self.keyframe)
+            motion = self.search(frames, motion, self.keyframe, self.source_face)
         images = frames if frames is not None else [None] * len(motion)
         chunks = []
         for m, image in zip(motion.to_motions(), images, strict=True):
@@ -106,7 +127,7 @@ def encode_file(
 ) -> Sender:
     """Video file → stream file; returns the sender (its `stats` hold the bit rate). `options`: `Sender`'s."""
     frames = read_video(video, size=size, max_frames=max_frames)
-    header = stream_header(preset, num_kp, size, probe_fps(video))
+    header = stream_header(preset, num_kp, size, probe_fps(video), expression=options.get("expression"))
     sender = Sender(networks, header, **options)
     write_stream(out, header, sender.send(frames))
     return sender

@@ -2,8 +2,9 @@
 decoding runs, and every request renders one frame.
 
 A session is a `pipeline.Receiver` keyed by the call's correlation id. START carries the source
-image (and its motion, else the motion is estimated from it), later requests carry one frame's
-motion plus optional view edits; END frees the session. The frames of all sessions in a batch are
+image (and its motion, else the motion is estimated from it; with the expression channel also its
+face), later requests carry one frame's motion (with the channel, its code `face`) plus optional
+view edits; END frees the session. The frames of all sessions in a batch are
 rendered by ONE `warp_decoder` run. Pure numpy: the Triton model (`serving.backend.DecoderModel`) and the
 in-process receiver (`codec.receiver.receive`) run this same code, so their outputs agree.
 """
@@ -19,10 +20,12 @@ from typing import Callable
 import numpy as np
 
 from .. import io_spec
+from ..expression import SourceFace, flow_size, zero_flow
 from .pipeline import MotionBatch, Networks, Receiver, ViewEdit
 
 log = logging.getLogger(__name__)
 MOTION_NAMES = ("rotation", "translation", "expression")
+FACE_NAMES = ("source_face_points", "source_face_map", "source_face_code")  # `SourceFace` fields, in order
 
 
 class SessionError(Exception):
@@ -41,6 +44,7 @@ class FrameRequest:
     motion: MotionBatch | None = None  # one frame; on START the source's motion
     view: ViewEdit | None = None
     relative: bool = False
+    source_face: SourceFace | None = None  # with source_image: its face (the expression channel)
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray | None]) -> "FrameRequest":
@@ -51,7 +55,16 @@ class FrameRequest:
         if present and len(present) != len(MOTION_NAMES):
             raise SessionError(f"motion needs all of {MOTION_NAMES}, got only {present}")
         motion = MotionBatch(*(np.array(tensors[n], np.float32) for n in MOTION_NAMES)) if present else None
+        if motion is not None and tensors.get("face") is not None:
+            motion = motion.with_face(np.array(tensors["face"], np.float32))
         source = tensors.get("source_image")
+        faces = [tensors.get(n) for n in FACE_NAMES]
+        if any(f is not None for f in faces) and (source is None or any(f is None for f in faces)):
+            raise SessionError(f"a source face needs all of {FACE_NAMES} and the source_image")
+        try:
+            face = None if faces[0] is None else SourceFace(*(np.asarray(f, np.float32)[0] for f in faces))
+        except ValueError as err:
+            raise SessionError(str(err)) from None
         return cls(
             session_id=int(np.asarray(tensors["CORRID"]).reshape(-1)[0]),
             start=flag("START"),
@@ -61,6 +74,7 @@ class FrameRequest:
             motion=motion,
             view=view_edit(tensors.get("view_override"), tensors.get("view_offset"), flag("frontalise")),
             relative=flag("relative"),
+            source_face=face,
         )
 
     def to_tensors(self) -> dict[str, np.ndarray]:
@@ -69,6 +83,9 @@ class FrameRequest:
         out: dict[str, np.ndarray] = {}
         if self.source_image is not None:
             out["source_image"] = np.ascontiguousarray(self.source_image, np.float32)
+        if self.source_face is not None:
+            face = self.source_face
+            out.update(zip(FACE_NAMES, (x[None] for x in (face.points, face.to_image, face.code)), strict=True))
         if self.motion is not None:
             out.update(
                 zip(
@@ -77,6 +94,8 @@ class FrameRequest:
                     strict=True,
                 )
             )
+            if self.motion.face is not None:
+                out["face"] = np.ascontiguousarray(self.motion.face, np.float32)
         if self.view is not None:
             override = [np.nan if v is None else v for v in self.view.override]
             out["view_override"] = np.array([override], np.float32)
@@ -195,13 +214,15 @@ class SessionStore:
             if req.source_image is not None:  # a new source mid-call (keyframe refresh)
                 source = self.arrays.place(req.source_image)
                 motion = motion if motion is not None else self._estimate(source)
-                session.receiver.set_source(source, motion)
+                session.receiver.set_source(source, motion, req.source_face)
         session.last_seen = self.clock()
         rx = session.receiver
         if motion is not None:
             kp_driving = rx.driving_keypoints(motion, req.view, req.relative)
+            flow = rx.expression_flow(motion, req.relative)
         elif req.end:  # END alone (an aborted call): the frame is the source at its own pose
             kp_driving = rx.kp_source
+            flow = zero_flow(1, flow_size(rx.source_image.shape[-1]))
         else:
             raise SessionError("frame carries no motion (rotation, translation, expression)")
         return {
@@ -209,6 +230,7 @@ class SessionStore:
             "source_features": rx.features,
             "kp_source": rx.kp_source,
             "kp_driving": kp_driving.astype(np.float32),
+            "expression_flow": self.arrays.place(flow),
         }
 
     def _start(self, req: FrameRequest) -> tuple[Session, MotionBatch]:
@@ -223,7 +245,7 @@ class SessionStore:
         source = self.arrays.place(req.source_image)
         motion = req.motion if req.motion is not None else self._estimate(source)
         receiver = Receiver(self.networks)
-        receiver.set_source(source, motion)
+        receiver.set_source(source, motion, req.source_face)
         self.sessions[req.session_id] = Session(receiver, self.clock())
         return self.sessions[req.session_id], motion
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..bitstream.keyframe import add_keyframe_quality_argument
+from ..expression import add_expression_argument
 from ..bitstream.refresh import RefreshPolicy
 from ..codec.refine import RefineConfig, add_refine_argument
 
@@ -35,10 +36,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                    max_frames=args.max_frames, lpips_nets=tuple(args.lpips), identity=not args.no_aed,
                    videos=not args.no_videos, freeview_image=args.freeview, transfer=args.transfer,
                    refresh=RefreshPolicy.from_arguments(args), keyframe_quality=args.keyframe_quality,
-                   refine=RefineConfig(steps=args.refine) if args.refine > 0 else None)
+                   refine=RefineConfig(steps=args.refine) if args.refine > 0 else None, expression=args.expression)
     print(args.report / "report.md")
     for output in ("model", "baseline"):
         print(output, {k: round(v, 4) for k, v in doc["mean"][output].items()})
+        print(f"{output} mouth and eyes", {k: round(v, 3) for k, v in doc["mean_expression"][output].items()})
     return 0
 
 
@@ -73,6 +75,7 @@ def add_eval_parsers(sub, add_model_args) -> None:
     p.add_argument("--no-aed", action="store_true", help="skip identity embeddings (dlib)")
     p.add_argument("--no-videos", action="store_true", help="skip the side-by-side MP4s")
     add_keyframe_quality_argument(p)
+    add_expression_argument(p)
     RefreshPolicy.add_arguments(p)
     add_refine_argument(p)
     p.add_argument("--freeview", type=Path, metavar="IMAGE",

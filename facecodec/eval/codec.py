@@ -18,6 +18,7 @@ from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..codec.pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
 from ..codec.receiver import receive
 from ..codec.sender import MotionSearch, Sender, stream_header
+from ..expression import ExpressionSender
 from ..media import to_frames
 
 
@@ -38,23 +39,26 @@ def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = N
     """Receiver frames for `motion` (T frames) → (T, H, W, 3) uint8."""
     parts = []
     for i in range(0, len(motion), batch):
-        kp = receiver.driving_keypoints(motion[i : i + batch], view=view, relative=relative)
-        parts.append(to_frames(receiver.render(kp)))
+        part = motion[i : i + batch]
+        kp = receiver.driving_keypoints(part, view=view, relative=relative)
+        parts.append(to_frames(receiver.render(kp, receiver.expression_flow(part, relative))))
     return np.concatenate(parts)
 
 
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
                  batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
-                 keyframe_quality: int = DEFAULT_QUALITY) -> CodecRun:
+                 keyframe_quality: int = DEFAULT_QUALITY, expression: ExpressionSender | None = None) -> CodecRun:
     """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode` (`codec.Sender`)
     → bitstream → the receiver of `facecodec decode` (`codec.receive`); source = frame 0, and with
     `refresh` later frames too, whenever the policy sends one as a new keyframe. `search`: the sender's
-    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality."""
+    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality;
+    `expression`: the expression channel's sender (None: a stream without it)."""
     t, h, w, _ = frames.shape
     if h != w:
         raise ValueError(f"expected square frames, got {h}×{w}")
-    header = stream_header(preset, num_kp, h, fps)
-    sender = Sender(networks, header, refresh=refresh, search=search, keyframe_quality=keyframe_quality, batch=batch)
+    header = stream_header(preset, num_kp, h, fps, expression=expression)
+    sender = Sender(networks, header, refresh=refresh, search=search, keyframe_quality=keyframe_quality, batch=batch,
+                    expression=expression)
     data = stream_bytes(header, sender.send(frames))
     stream = decode_stream(data)
     if len(stream.frames) != t or stream.frames[0].keyframe is None:
@@ -82,11 +86,16 @@ def render_views(networks: Networks, image: np.ndarray, edits: list[ViewEdit]) -
     return np.stack(frames), motion.rotation[0]
 
 
-def transfer_motion(networks: Networks, portrait: np.ndarray, driver: np.ndarray, *, batch: int = 8) -> np.ndarray:
+def transfer_motion(networks: Networks, portrait: np.ndarray, driver: np.ndarray, *, batch: int = 8,
+                    expression: ExpressionSender | None = None) -> np.ndarray:
     """Animate `portrait` (H, W, 3) with the motion of `driver` (T, H, W, 3), relative to the driver's
-    first frame (face-vid2vid's cross-identity mode) → (T, H, W, 3) uint8."""
+    first frame (face-vid2vid's cross-identity mode), and its expression (mouth, eyes) relative to
+    that frame's when `expression` is given → (T, H, W, 3) uint8."""
     source = images_to_batch(portrait[None])
     receiver = Receiver(networks)
-    receiver.set_source(source, encode_frames(networks, source))
+    face = None if expression is None else expression.source_face(portrait)
+    receiver.set_source(source, encode_frames(networks, source), face)
     motion = encode_frames(networks, images_to_batch(driver), batch)
+    if expression is not None:
+        motion = motion.with_face(expression.encode(driver))
     return render(receiver, motion, relative=True, batch=batch)

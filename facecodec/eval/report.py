@@ -209,6 +209,8 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         "over the clip's duration (short clips make the one-off keyframe dominate); motion kbit/s: packets alone.",
         *_refresh_lines(results, info.get("refresh")),
         *([f"- **{info['refine']}**: the receiver and the stream format are unchanged."] if info.get("refine") else []),
+        *([f"- {info['expression'] or 'expression channel off (`--no-expression`): head motion only'}"]
+          if "expression" in info else []),
         "- baseline: the receiver shows the decoded keyframe for every frame (costs the keyframe only).",
         "- metrics: PSNR and SSIM (Gaussian 11, σ 1.5) on RGB; LPIPS = shift-tolerant LPIPS (stlpips-pytorch "
         "AlexNet and VGG weights); AKD = mean distance of the 478 MediaPipe landmarks; AED = distance of dlib "

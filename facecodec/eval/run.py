@@ -18,6 +18,7 @@ from ..media import probe_fps, read_still, read_video, write_video
 from ..codec.pipeline import Networks
 from ..codec.refine import RefineConfig, motion_search
 from . import figures
+from ..expression import ExpressionSender
 from .codec import self_reenact, transfer_motion
 from .compare import Evaluator, FaceAnalysis
 from .freeview import evaluate_freeview, save_grid
@@ -49,13 +50,14 @@ def validation_clips(manifest: Path) -> list[Path]:
 
 def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
                   video_dir: Path | None, refresh: RefreshPolicy | None = None,
-                  refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY) -> ClipResult:
+                  refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY,
+                  expression: ExpressionSender | None = None) -> ClipResult:
     """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
     original = read_video(path, max_frames=max_frames)
     fps = probe_fps(path)
     search = None if refine is None else motion_search(model.networks, refine)
     run = self_reenact(model.networks, original, preset=model.preset, num_kp=model.num_kp, fps=fps, refresh=refresh,
-                       search=search, keyframe_quality=keyframe_quality)
+                       search=search, keyframe_quality=keyframe_quality, expression=expression)
     faces = evaluator.analyse(original)
     outputs = {"model": (run.frames, evaluator.analyse(run.frames)),
                "baseline": (run.keyframe[None], evaluator.analyse(run.keyframe[None]))}  # one frozen frame
@@ -103,12 +105,12 @@ def _stability(camera: FaceAnalysis, codec: FaceAnalysis, baseline: FaceAnalysis
 
 
 def evaluate_transfer(model: ModelInfo, portrait_path: Path, driver_path: Path, evaluator: Evaluator, out: Path,
-                      *, max_frames: int | None) -> dict:
+                      *, max_frames: int | None, expression: ExpressionSender | None = None) -> dict:
     """Motion transfer: the portrait driven by the driver clip (relative motion); per-frame AED of the
     output to the portrait (identity kept) and to the driver frame (identity leaking)."""
     portrait = read_still(portrait_path)
     driver = read_video(driver_path, max_frames=max_frames)
-    output = transfer_motion(model.networks, portrait, driver)
+    output = transfer_motion(model.networks, portrait, driver, expression=expression)
     faces_out = evaluator.analyse(output)
     faces_portrait, faces_driver = evaluator.analyse(portrait[None]), evaluator.analyse(driver)
     aed_portrait = identity_distance(faces_out.embedding, faces_portrait.embedding)
@@ -170,17 +172,25 @@ def _describe_refine(cfg: RefineConfig) -> str:
             f"{smoothed}")
 
 
+def _describe_expression(sender: ExpressionSender) -> str:
+    return (f"expression channel on: {sender.basis.size} coefficients per frame (basis {sender.basis.id:08x}) from "
+            "MediaPipe landmarks at the sender, drawn by a thin-plate warp of the source (facecodec.expression)")
+
+
 def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str, max_frames: int | None = None,
              lpips_nets: tuple[str, ...] = ("alex", "vgg"), identity: bool = True, videos: bool = True,
              freeview_image: Path | None = None, transfer: tuple[Path, Path] | None = None,
              evaluator: Evaluator | None = None, refresh: RefreshPolicy | None = None,
-             refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY) -> dict:
+             refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY,
+             expression: bool = True) -> dict:
     """Evaluate `clips` and write the report folder `out`; returns the metrics.json document.
 
     `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
     `identity` are ignored). `refresh`: the sender may refresh the source keyframe (`RefreshPolicy`);
     the baseline still repeats the first frame. `refine`: the sender's motion search (`facecodec.codec.refine`).
     `keyframe_quality`: WebP quality of the source picture, for the codec and the baseline alike.
+    `expression`: send the expression channel (`facecodec.expression`; the sender's landmarks share
+    the evaluator's MediaPipe).
     """
     if not clips:
         raise ValueError("no clips to evaluate")
@@ -188,13 +198,16 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
         (out / sub).mkdir(parents=True, exist_ok=True)
     owned = evaluator is None
     evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
+    sender = ExpressionSender(landmarker=evaluator.landmarker) if expression else None
     try:
         results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh, refine=refine,
-                                 keyframe_quality=keyframe_quality, video_dir=out / "videos" if videos else None)
+                                 keyframe_quality=keyframe_quality, video_dir=out / "videos" if videos else None,
+                                 expression=sender)
                    for p in clips]
         info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames,
                 "keyframe_quality": keyframe_quality, "refresh": None if refresh is None else _describe(refresh),
-                "refine": None if refine is None else _describe_refine(refine)}
+                "refine": None if refine is None else _describe_refine(refine),
+                "expression": None if sender is None else _describe_expression(sender)}
         doc = metrics_document(results, info)
         names = evaluator.metric_names
         figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png",
@@ -209,7 +222,8 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
             doc["freeview"] = {"image": str(freeview_image), **fv.to_dict()}
             extra += _freeview_lines(doc["freeview"])
         if transfer is not None:
-            doc["transfer"] = evaluate_transfer(model, *transfer, evaluator, out, max_frames=max_frames)
+            doc["transfer"] = evaluate_transfer(model, *transfer, evaluator, out, max_frames=max_frames,
+                                                expression=sender)
             extra += _transfer_lines(doc["transfer"])
     finally:
         if owned:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..expression import flow_size
 from ..kinematics import bins_to_degrees
 from .appearance import AppearanceConfig, AppearanceFeatureExtractor
 from .generator import Generator, GeneratorConfig
@@ -42,8 +43,8 @@ class ModelConfig:
 
     @property
     def expression_flow_size(self) -> int:
-        """E of the expression flow (E×E over the image): 4-pixel cells, as fine as f_s."""
-        return self.image_size // 4
+        """E of the expression flow (E×E over the image, `facecodec.expression.flow_size`)."""
+        return flow_size(self.image_size)
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:

@@ -82,7 +82,7 @@ def test_stream_round_trip_within_half_a_step(face_motions, smooth_image, source
     assert first.keyframe is not None and first.face is not None
     assert np.abs(first.face.points - source_face.points).max() <= 1 / 32 + 1e-6
     np.testing.assert_allclose(first.face.to_image, source_face.to_image, rtol=1e-6)
-    np.testing.assert_array_equal(first.face.code, source_face.code)
+    np.testing.assert_allclose(first.face.code, source_face.code, atol=HEADER.steps.face / 2 + 1e-6)  # on the grid
     # the expression channel's rate: a few hundred bit/s on top of the motion
     plain_chunks, _ = _encode([dataclasses.replace(m, face=np.zeros(0)) for m in face_motions], smooth_image, None,
                               StreamHeader())

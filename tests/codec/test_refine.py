@@ -105,8 +105,9 @@ def test_the_sender_sends_the_searched_motion(lite, sample_frames):
     header = stream_header("lite", lite.cfg.num_kp, 256, 25.0)
     seen = []
 
-    def search(f, motion, keyframe):
+    def search(f, motion, keyframe, face):
         seen.append((len(f), keyframe))
+        assert face is None  # a stream without the expression channel
         return MotionBatch(motion.rotation + 5, motion.translation, motion.expression)
 
     plain = Sender(TorchNetworks(lite), header).send(frames)
@@ -139,8 +140,8 @@ def test_smooth_motion_keeps_steady_and_linear_motion_and_removes_alternating_ji
 def test_refine_call_sends_frame_0_as_estimated_and_smooths_the_rest(lite, sample_frames):
     frames = sample_frames[:6]
     motion = encode_frames(TorchNetworks(lite), images_to_batch(frames))
-    raw = refine_call(lite, frames, motion, frames[0], RefineConfig(steps=2, smoothing=()))
-    smoothed = refine_call(lite, frames, motion, frames[0], RefineConfig(steps=2))
+    raw = refine_call(lite, frames, motion, frames[0], cfg=RefineConfig(steps=2, smoothing=()))
+    smoothed = refine_call(lite, frames, motion, frames[0], cfg=RefineConfig(steps=2))
     for out in (raw, smoothed):
         assert np.array_equal(out.rotation[0], motion.rotation[0]) and np.array_equal(out.expression[0],
                                                                                       motion.expression[0])

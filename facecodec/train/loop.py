@@ -179,14 +179,15 @@ def prepare_step(sampler: PairSampler, rng: np.random.Generator, cfg: TrainConfi
 
 
 def _expression_flows(batch: PairBatch, cfg: TrainConfig) -> torch.Tensor:
-    from ..expression import NUM_LANDMARKS, ExpressionBasis
+    from ..codec.pipeline import shipped_basis
+    from ..expression import NUM_LANDMARKS
     from ..presets import get_preset
     from .expression import batch_expression_flows
 
     if batch.landmarks is None or batch.landmarks.shape[2] != NUM_LANDMARKS or batch.landmarks.shape[3] != 3:
         raise ValueError("the expression channel needs all 478 cached landmarks with depth (the landmark losses on)")
     preset = get_preset(cfg.preset)
-    return batch_expression_flows(batch.landmarks, batch.flipped, ExpressionBasis.load(), preset.expression_flow_size,
+    return batch_expression_flows(batch.landmarks, batch.flipped, shipped_basis(), preset.expression_flow_size,
                                   preset.image_size)
 
 

@@ -22,6 +22,7 @@ from ..bitstream import Decoder, RefreshPolicy, read_stream, stream_bytes
 from ..codec.pipeline import ViewEdit, encode_frames, images_to_batch
 from ..codec.receiver import frame_request, frame_requests
 from ..codec.sender import Sender, encode_file, stream_header
+from ..expression import ExpressionSender
 from ..codec.session import FrameRequest
 from ..media import probe_fps, read_image, read_video, to_frames, write_video
 from ..quality import psnr
@@ -46,14 +47,15 @@ class Connection:
 
 def encode(
     conn: Connection, video: Path, out: Path, *, max_frames: int | None = None, target_kbps: float | None = None,
-    refresh: RefreshPolicy | None = None,
+    refresh: RefreshPolicy | None = None, expression: ExpressionSender | None = None,
 ) -> Sender:
-    """Video → motion_encoder over gRPC → packets → stream file; returns the sender (for its stats)."""
+    """Video → motion_encoder over gRPC (and the expression channel's landmarks here) → packets →
+    stream file; returns the sender (for its stats)."""
     networks = conn.networks()
     try:
         served = networks.served_model()
         return encode_file(networks, video, out, preset=served.preset, num_kp=served.num_kp, size=served.image_size,
-                           max_frames=max_frames, target_kbps=target_kbps, refresh=refresh)
+                           max_frames=max_frames, target_kbps=target_kbps, refresh=refresh, expression=expression)
     finally:
         networks.close()
 
@@ -157,15 +159,17 @@ def call(
     target_kbps: float | None = None,
     refresh: RefreshPolicy | None = None,
     progress: Callable[[str], None] | None = None,
+    expression: ExpressionSender | None = None,
 ) -> CallResult:
     """Sender and receiver of one call in one process, the sender paced at the clip's frame rate.
-    `out_dir` receives decoded.mp4, side_by_side.mp4 and stream.fcdc."""
+    `out_dir` receives decoded.mp4, side_by_side.mp4 and stream.fcdc. `expression`: the expression
+    channel's sender (MediaPipe in this process), None for head motion only."""
     networks = conn.networks()
     served = networks.served_model()
     frames = read_video(video, size=served.image_size, max_frames=max_frames)
     fps = probe_fps(video)
-    header = stream_header(served.preset, served.num_kp, served.image_size, fps)
-    sender = Sender(networks, header, target_kbps=target_kbps, refresh=refresh)
+    header = stream_header(served.preset, served.num_kp, served.image_size, fps, expression=expression)
+    sender = Sender(networks, header, target_kbps=target_kbps, refresh=refresh, expression=expression)
     captured: dict[int, float] = {}
     packets: list[bytes] = []
     with conn.session() as session:
@@ -239,17 +243,26 @@ def load_portrait(path: Path, size: int) -> np.ndarray:
 
 
 def reenact(
-    conn: Connection, portrait: Path, driving: Path, out: Path | None = None, *, max_frames: int | None = None
+    conn: Connection, portrait: Path, driving: Path, out: Path | None = None, *, max_frames: int | None = None,
+    expression: ExpressionSender | None = None,
 ) -> np.ndarray:
-    """Motion transfer: the driver's motion since its first frame, applied to the portrait."""
+    """Motion transfer: the driver's motion since its first frame, applied to the portrait (and its
+    expression since that frame, with `expression`)."""
     networks = conn.networks()
     served = networks.served_model()
-    source = images_to_batch(load_portrait(portrait, served.image_size)[None])
-    motion = encode_frames(networks, images_to_batch(read_video(driving, served.image_size, max_frames)))
+    picture = load_portrait(portrait, served.image_size)
+    source = images_to_batch(picture[None])
+    driver = read_video(driving, served.image_size, max_frames)
+    motion = encode_frames(networks, images_to_batch(driver))
     networks.close()
+    face = None
+    if expression is not None:
+        face = expression.source_face(picture)
+        motion = motion.with_face(expression.encode(driver))
     with conn.session() as session:
         sid = session.session_id
-        start = session.send(FrameRequest(sid, start=True, source_image=source))  # the server estimates its motion
+        # the server estimates the portrait's motion
+        start = session.send(FrameRequest(sid, start=True, source_image=source, source_face=face))
         futures = [
             session.send(FrameRequest(sid, end=i == len(motion) - 1, motion=motion[i], relative=True))
             for i in range(len(motion))

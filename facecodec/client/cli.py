@@ -12,6 +12,7 @@ from pathlib import Path
 from ..bitstream.refresh import RefreshPolicy
 from ..codec.pipeline import ViewEdit
 from ..commands import run_command
+from ..expression import add_expression_argument, expression_sender
 from . import calls
 from .remote import DEFAULT_URL
 
@@ -44,7 +45,7 @@ def _view(args) -> ViewEdit | None:
 
 def cmd_encode(args, conn) -> int:
     encoder = calls.encode(conn, args.video, args.out, max_frames=args.max_frames, target_kbps=args.kbps,
-                           refresh=RefreshPolicy.from_arguments(args))
+                           refresh=RefreshPolicy.from_arguments(args), expression=expression_sender(args.expression))
     stats = encoder.stats
     motion = stats.kbps(keyframes=False)
     print(f"{args.out}: {stats.frames} frames, {stats.kbps():.1f} kbit/s ({motion:.1f} without the keyframe)")
@@ -67,6 +68,7 @@ def cmd_call(args, conn) -> int:
         target_kbps=args.kbps,
         refresh=RefreshPolicy.from_arguments(args),
         progress=print,
+        expression=expression_sender(args.expression),
     ).report
     summary = report.as_dict()
     if args.out:
@@ -80,7 +82,8 @@ def cmd_call(args, conn) -> int:
 
 
 def cmd_reenact(args, conn) -> int:
-    frames = calls.reenact(conn, args.portrait, args.driving, args.out, max_frames=args.max_frames)
+    frames = calls.reenact(conn, args.portrait, args.driving, args.out, max_frames=args.max_frames,
+                           expression=expression_sender(args.expression))
     print(f"{args.out}: {len(frames)} frames")
     return 0
 
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
     RefreshPolicy.add_arguments(p)
+    add_expression_argument(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", parents=[shared], help="stream file → decoder session → MP4")
@@ -127,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
     p.add_argument("--no-realtime", action="store_true", help="send frames as fast as possible")
     RefreshPolicy.add_arguments(p)
+    add_expression_argument(p)
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("reenact", parents=[shared], help="portrait driven by another person's video")
@@ -134,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("driving", type=Path)
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--max-frames", type=int)
+    add_expression_argument(p)
     p.set_defaults(func=cmd_reenact)
 
     p = sub.add_parser("freeview", parents=[shared], help="portrait under yaw/pitch/roll sweeps or frontalised")

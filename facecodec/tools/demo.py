@@ -13,6 +13,7 @@ from typing import Callable
 from ..bitstream import RefreshPolicy
 from ..client.calls import CallReport, Connection, call
 from ..commands import run_command
+from ..expression import ExpressionSender, add_expression_argument, expression_sender
 from ..serving import settings as settings_mod
 from ..serving.launch import add_repository_arguments, prepared_repository, status_lines
 from ..serving.server import TritonServer
@@ -29,6 +30,7 @@ def run_demo(
     max_frames: int | None = None,
     refresh: RefreshPolicy | None = None,
     progress: Callable[[str], None] = print,
+    expression: ExpressionSender | None = None,
 ) -> CallReport:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +48,7 @@ def run_demo(
                 max_frames=max_frames,
                 refresh=refresh,
                 progress=lambda line: progress("      " + line),
+                expression=expression,
             ).report
             progress("[4/4] stopping tritonserver")
     write_summary(report, out_dir, video)
@@ -80,6 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         refresh=RefreshPolicy.from_arguments(args),
         progress=lambda line: print(line, flush=True),
+        expression=expression_sender(args.expression),
     )
     print(
         f"\ndemo: {report.frames} frames, {report.kbps:.1f} kbit/s, decoded at {report.fps_decoded:.1f} fps, "
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--max-frames", type=int)
     RefreshPolicy.add_arguments(p)
+    add_expression_argument(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="      %(name)s: %(message)s")
     return run_command(lambda: cmd_demo(args), logging.getLogger("facecodec.demo"))

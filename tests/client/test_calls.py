@@ -141,3 +141,35 @@ def test_cli_reports_an_unreachable_server(tmp_path, stream_factory, caplog):
         or "failed to connect" in caplog.text.lower()
         or "unavailable" in caplog.text.lower()
     )
+
+
+@pytest.fixture(scope="module")
+def expression():
+    from facecodec.expression import ExpressionSender
+
+    try:
+        sender = ExpressionSender()
+    except ImportError as err:
+        pytest.skip(str(err))
+    yield sender
+    sender.close()
+
+
+def test_expression_channel_through_the_server_matches_in_process(conn, local, clip, tmp_path, expression):
+    """A version-2 stream: the session gets the source face at START and a code per frame."""
+    stream = tmp_path / "expr.fcdc"
+    encode_file(local, clip, stream, preset="lite", num_kp=15, size=256, max_frames=10, expression=expression)
+    decoded = read_stream(stream)
+    assert decoded.header.num_face > 0 and decoded.frames[0].face is not None
+    frames = calls.decode(conn, stream)
+    assert_close_frames(frames, local_decode(local, stream))
+    plain = tmp_path / "plain.fcdc"
+    encode_file(local, clip, plain, preset="lite", num_kp=15, size=256, max_frames=10)
+    assert not np.array_equal(frames, local_decode(local, plain))  # the expression reached the session
+
+
+def test_call_and_reenact_with_the_expression_channel(conn, local, clip, tmp_path, expression):
+    result = calls.call(conn, clip, tmp_path, max_frames=8, realtime=False, expression=expression)
+    assert read_stream(tmp_path / "stream.fcdc").header.num_face > 0 and result.report.frames == 8
+    frames = calls.reenact(conn, clip, clip, max_frames=6, expression=expression)
+    assert frames.shape == (6, 256, 256, 3)

@@ -134,8 +134,9 @@ def measured_grid_sample_ranks(path, cfg) -> dict[str, int]:
     from facecodec.runtime import OrtRunner
 
     model = onnx.load(str(path))
-    samples = {n.input[0]: n.name for n in model.graph.node if n.op_type == "GridSample"}
-    model.graph.output.extend(onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in samples)
+    samples = {n.name: n.input[0] for n in model.graph.node if n.op_type == "GridSample"}
+    inputs = sorted(set(samples.values()))  # two nodes may sample one tensor (the expression flow)
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in inputs)
     probe = path.with_name("grid_sample_probe.onnx")
     onnx.save(model, str(probe))
     spec = io_spec.WARP_DECODER
@@ -143,7 +144,7 @@ def measured_grid_sample_ranks(path, cfg) -> dict[str, int]:
     with OrtRunner(probe, threads=2) as runner:
         got = runner.infer(feeds)
     probe.unlink()
-    return {name: got[x].ndim for x, name in samples.items()}
+    return {name: got[x].ndim for name, x in samples.items()}
 
 
 def assert_as_tensorrt_receives_it(onnx_dir, tmp_path, ranks: dict[str, int]):
@@ -177,7 +178,9 @@ def assert_as_tensorrt_receives_it(onnx_dir, tmp_path, ranks: dict[str, int]):
 def test_trt_variant_as_tensorrt_receives_it(lite_export, tmp_path):
     model, out = lite_export
     ranks = measured_grid_sample_ranks(out / "warp_decoder.onnx", model.cfg)
-    assert sorted(ranks.values()) == [4, 5, 5]  # the image warp; the motion field's and the generator's
+    # 4-D: the image warp and the expression flow read twice (for f_s and the image); 5-D: the motion
+    # field's and the generator's
+    assert sorted(ranks.values()) == [4, 4, 4, 5, 5]
     assert_as_tensorrt_receives_it(out, tmp_path, ranks)
 
 

@@ -138,7 +138,8 @@ def test_kept_outputs_are_the_sessions_own_copy(pb):
 def test_a_failed_bls_request_raises_with_the_models_message(pb):
     pb.models["warp_decoder"] = lambda f: (_ for _ in ()).throw(RuntimeError("engine refused batch 9"))
     feeds = {"source_image": np.zeros((1, 3, S, S), np.float32), "source_features": torch.zeros(1, *FEATURES),
-             "kp_source": np.zeros((1, K, 3), np.float32), "kp_driving": np.zeros((1, K, 3), np.float32)}
+             "kp_source": np.zeros((1, K, 3), np.float32), "kp_driving": np.zeros((1, K, 3), np.float32),
+             "expression_flow": np.zeros((1, 2, S // 4, S // 4), np.float32)}
     with pytest.raises(RuntimeError, match="BLS request to warp_decoder failed: engine refused batch 9"):
         BlsNetworks(pb, device="cpu")("warp_decoder", feeds)
 
@@ -190,7 +191,9 @@ def test_a_gpu_session_renders_what_a_host_session_renders(pb):
     assert [len(r.inputs[0].data) for r in warp_requests] == [2, 2, 1, 1]  # one batched render per decode
     for r in warp_requests:
         via = {t.name(): t.via_dlpack for t in r.inputs}
-        assert via == {"source_image": True, "source_features": True, "kp_source": False, "kp_driving": False}
+        # the expression flow is computed on the host per frame (32 KiB at 256²) and placed beside f_s
+        assert via == {"source_image": True, "source_features": True, "kp_source": False, "kp_driving": False,
+                       "expression_flow": True}
     # a single call's frame is rendered from the session's own tensors, zero-copy
     assert set(device.sessions) == {1}
     refreshed = {t.name(): t.data for t in warp_requests[2].inputs}

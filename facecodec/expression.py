@@ -17,9 +17,12 @@ Frames and units:
 - code (P,): projection of a face's canonical `MOVING` landmarks, minus the mean face's, on the
   basis (orthonormal). Frames send their code; the keyframe sends the source's; the receiver draws
   their difference (`ExpressionWarp.flow`), so a refreshed source needs nothing re-sent.
-- flow (2, E, E): for each point p of an E×E grid over the image ([-1, 1], align_corners=True), the
-  displacement (x, y) in the same normalised units such that the output at p shows the source at
-  p + flow(p).
+- flow (3, E, E), E = S/2: for each point p of an E×E grid over the image ([-1, 1],
+  align_corners=True), channels 0–1 the displacement (x, y) in the same normalised units such that
+  the output at p shows the source at p + flow(p); channel 2 the mouth cavity's opacity at p, in
+  [0, 1]: where the lips part further than in the source, the warp can only stretch the lips'
+  contact line over the gap, so the generator paints the inside of the mouth dark there
+  (`models.generator.paint_cavity`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ RIGHT_EYE = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 
 LEFT_BROW = (276, 282, 283, 285, 293, 295, 296, 300, 334, 336)
 RIGHT_BROW = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107)
 JAW = (288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 18, 200, 199, 175)
+# The inner lip contour in order around the mouth: the cavity's outline.
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 # The iris points are left out: MediaPipe places them at random under a closing lid, and moving
 # them folded the eye (seen on lp_d10's blink).
 MOVING = tuple(sorted({*LIPS, *LEFT_EYE, *RIGHT_EYE, *LEFT_BROW, *RIGHT_BROW, *JAW}))
@@ -55,7 +60,8 @@ BORDER = np.array([(x, y) for x in _EDGE for y in (-1.0, 1.0)] + [(x, y) for y i
 
 BASIS_FILE = "expression_basis.npz"
 NUM_COEFFICIENTS = 16  # P of the shipped basis: 95 % of the training faces' landmark motion
-FLOW_CELL = 4  # pixels per cell of the flow's E×E grid: as fine as f_s (64² at 256²)
+FLOW_CHANNELS = 3  # x, y displacement; mouth cavity
+FLOW_CELL = 2  # pixels per cell of the flow's E×E grid (128² at 256²: the mouth's gap is a few cells)
 
 
 def flow_size(image_size: int) -> int:
@@ -187,6 +193,16 @@ def _square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0, out=d2)
 
 
+def _linear_resize_matrix(n: int, m: int) -> np.ndarray:
+    """(m, n) linear interpolation from n to m samples of [-1, 1] (align_corners=True)."""
+    pos = np.linspace(0.0, n - 1.0, m)
+    low = np.minimum(np.floor(pos).astype(int), n - 2)
+    frac = pos - low
+    out = np.zeros((m, n))
+    out[np.arange(m), low], out[np.arange(m), low + 1] = 1.0 - frac, frac
+    return out
+
+
 def _tps_kernel(d2: np.ndarray) -> np.ndarray:
     """Thin-plate kernel of squared distances, r² log r² (0 at r = 0), in place of `d2`."""
     log = np.log(np.maximum(d2, 1e-20))
@@ -195,25 +211,29 @@ def _tps_kernel(d2: np.ndarray) -> np.ndarray:
 
 
 class ExpressionWarp:
-    """Receiver side: the source's face → for each frame's coefficients, the flow (2, E, E).
+    """Receiver side: the source's face → for each frame's coefficients, the flow (3, E, E).
 
     A thin-plate spline maps where each `MOVING` landmark of the source goes under the decoded
     expression back to where it is in the source; `ANCHORS` and the image border stay put.
     `regularisation` (in the kernel's units) lets nearly coincident points (lips meeting, lids
-    closing) pull apart smoothly instead of folding the image.
+    closing) pull apart smoothly instead of folding the image. The spline is evaluated on an
+    (E/2)² grid (its cost) and upsampled; the cavity is drawn at E².
     """
 
     def __init__(self, basis: ExpressionBasis, face: SourceFace, size: int, *, image_size: int,
                  regularisation: float = 1e-3):
         self.basis, self.face, self.size = basis, face, size
         self.regularisation = regularisation
+        self.image_size = image_size
         self._to_norm = 2.0 / (image_size - 1)
+        self._upsample = _linear_resize_matrix(size // 2, size)  # (E, E/2)
+        self._inner = [MOVING.index(i) for i in INNER_LIPS]
         points = face.points.astype(np.float64) * self._to_norm - 1.0
         self._moving, self._fixed = points[: len(MOVING)], np.concatenate([points[len(MOVING):], BORDER])
         # (P, len(MOVING), 2) normalised displacement of the moving points per unit of each coefficient
         per_point = basis.components.reshape(basis.size, len(MOVING), 3)
         self._unit = per_point @ face.to_image.astype(np.float64).T * self._to_norm
-        axis = np.linspace(-1.0, 1.0, size)
+        axis = np.linspace(-1.0, 1.0, size // 2)
         gy, gx = np.meshgrid(axis, axis, indexing="ij")
         self._grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)  # (E², 2) x, y
         # what does not move is computed once per source: the fixed points' kernel, among
@@ -230,13 +250,13 @@ class ExpressionWarp:
         return np.tensordot(coefficients, self._unit, axes=1)
 
     def flow_of(self, codes: np.ndarray) -> np.ndarray:
-        """Frames' codes (B, P), as the stream carries them → (B, 2, E, E) float32 flows."""
+        """Frames' codes (B, P), as the stream carries them → (B, 3, E, E) float32 flows."""
         codes = np.asarray(codes, np.float64).reshape(-1, self.basis.size)
         return np.stack([self.flow(c - self.face.code) for c in codes])
 
     def flow(self, coefficients: np.ndarray) -> np.ndarray:
-        """(P,) coefficients relative to the source → (2, E, E) float32 backward displacement (module
-        docstring)."""
+        """(P,) coefficients relative to the source → (3, E, E) float32: backward displacement and
+        mouth cavity (module docstring)."""
         moved = self.displacement(coefficients)
         centres = np.concatenate([self._moving + moved, self._fixed])
         m, n = len(moved), len(centres)
@@ -254,7 +274,31 @@ class ExpressionWarp:
         field = _tps_kernel(_square_distances(grid, centres[:m].astype(np.float32))) @ weights[:m]
         field += self._fixed_at_grid @ weights[m:n]
         field += weights[n] + grid @ weights[n + 1:]
-        return np.ascontiguousarray(field.T).reshape(2, self.size, self.size)
+        half = self.size // 2
+        coarse = field.T.reshape(2, half, half)
+        fine = self._upsample @ coarse @ self._upsample.T  # (2, E, E)
+        cavity = self._cavity(fine, self._moving[self._inner] + moved[self._inner])
+        return np.concatenate([fine, cavity[None]]).astype(np.float32)
+
+    def _cavity(self, flow: np.ndarray, lips: np.ndarray) -> np.ndarray:
+        """Opacity (E, E) of the mouth's inside: within the inner lips where they moved, as far as the
+        warp there stretches the source: 1 − its area ratio, doubled (a stretch to twice the source's
+        area reads mostly the lips' contact line: dark; the source's own open gap, ratio 1: clear).
+        flow (2, E, E); lips (len(INNER_LIPS), 2) normalised, where the expression puts them."""
+        from PIL import Image, ImageDraw
+
+        e, scale = self.size, 4  # drawn at 4× and box-filtered: anti-aliased edges
+        outline = [tuple(p) for p in (lips + 1.0) * (e - 1) / 2 * scale + scale / 2]
+        mask = Image.new("L", (e * scale, e * scale), 0)
+        ImageDraw.Draw(mask).polygon(outline, fill=255)
+        inside = np.asarray(mask.reduce(scale), np.float32) / 255.0
+        if not inside.any():
+            return inside
+        step = 2.0 / (e - 1)
+        dx_dx, dx_dy = np.gradient(flow[0], step, axis=(1, 0))
+        dy_dx, dy_dy = np.gradient(flow[1], step, axis=(1, 0))
+        area = (1 + dx_dx) * (1 + dy_dy) - dx_dy * dy_dx  # of the source read per unit of output
+        return inside * np.clip(2.0 * (1.0 - area), 0.0, 1.0)
 
 
 
@@ -302,8 +346,8 @@ class ExpressionSender:
 
 
 def zero_flow(batch: int, size: int) -> np.ndarray:
-    """(B, 2, E, E) zeros for E = `size`: no expression change (streams without the channel)."""
-    return np.zeros((batch, 2, size, size), np.float32)
+    """(B, 3, E, E) zeros for E = `size`: no expression change (streams without the channel)."""
+    return np.zeros((batch, FLOW_CHANNELS, size, size), np.float32)
 
 
 

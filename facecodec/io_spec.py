@@ -59,9 +59,9 @@ KP_CANONICAL = TensorSpec("kp_canonical", "float32", ("K", 3), "canonical keypoi
 KP_SOURCE = TensorSpec("kp_source", "float32", ("K", 3), "source-frame keypoints R_s x_c + t_s + δ_s")
 KP_DRIVING = TensorSpec("kp_driving", "float32", ("K", 3), "keypoints of the frame to render")
 EXPRESSION_FLOW = TensorSpec(
-    "expression_flow", "float32", (2, "E", "E"),
-    "expression channel: where each point of the source, [-1, 1] grid, reads instead (x, y offsets, "
-    "facecodec.expression); zeros keep the source's expression")
+    "expression_flow", "float32", (3, "E", "E"),
+    "expression channel on a [-1, 1] grid of the source: where each point reads instead (x, y offsets) and the "
+    "mouth cavity's opacity (facecodec.expression); zeros keep the source's expression")
 OUTPUT_IMAGE = TensorSpec("output_image", "float32", (3, "S", "S"), "decoded frame, RGB in [0, 1]")
 
 MOTION_ENCODER = ModelSpec(

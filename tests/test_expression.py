@@ -10,7 +10,7 @@ from facecodec.expression import (LIPS, MOVING, SOURCE_POINTS, ExpressionBasis, 
                                   zero_flow)
 from facecodec.models.generator import compose_expression, warp_image
 
-S, E = 256, 64
+S, E = 256, 128
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +72,22 @@ def test_an_opened_mouth_is_coded_and_drawn_back(face, basis):
     assert abs(moved[MOVING.index(159), 1]) < 1.0  # the eyes stay
     # the backward flow: at the opened lip's place the output reads the source's lip
     flow = warp.flow(coefficients)
-    assert flow.shape == (2, E, E) and flow.dtype == np.float32
+    assert flow.shape == (3, E, E) and flow.dtype == np.float32
     at = (face[14, :2] + moved[lip]) * 2 / (S - 1) - 1
     grid = torch.from_numpy(at[None, None, None].astype(np.float32))
     read = torch.nn.functional.grid_sample(torch.from_numpy(flow)[None], grid, align_corners=True)[0, :, 0, 0]
-    np.testing.assert_allclose(read.numpy() * (S - 1) / 2, -moved[lip], atol=1.0)
+    np.testing.assert_allclose(read[:2].numpy() * (S - 1) / 2, -moved[lip], atol=1.0)
     # far from the face nothing moves
-    assert np.abs(flow[:, :4, :]).max() < 0.01 and np.abs(flow[:, :, :4]).max() < 0.01
+    assert np.abs(flow[:2, :8, :]).max() < 0.01 and np.abs(flow[:2, :, :8]).max() < 0.01
+    # the lips parted over a closed mouth: the gap between them is painted as the mouth's inside
+    cavity = flow[2]
+    gap = ((face[13, :2] + face[14, :2]) / 2 + moved[lip] / 2) * (E - 1) / (S - 1)  # between the moved lips
+    row, col = np.unravel_index(np.argmax(cavity), cavity.shape)
+    corners = face[[61, 291], 0] * (E - 1) / (S - 1)
+    assert cavity.max() > 0.9 and abs(row - gap[1]) < 2 and corners[0] < col < corners[1], (row, col, gap)
+    assert 0 <= cavity.min()
+    assert cavity[:, : E // 4].max() == 0 and cavity[: E // 3].max() == 0  # nowhere else
+    assert warp.flow(np.zeros(basis.size))[2].max() == 0  # the source's own mouth: nothing painted
 
 
 def test_zero_coefficients_give_the_identity(face, basis):
@@ -87,7 +96,7 @@ def test_zero_coefficients_give_the_identity(face, basis):
     source = basis.source_face(face)
     np.testing.assert_allclose(source.code, basis.code(face), atol=1e-6)
     same = warp.flow_of(np.repeat(source.code[None], 3, axis=0))  # frames whose code is the source's
-    assert same.shape == (3, 2, E, E) and np.abs(same).max() < 1e-5
+    assert same.shape == (3, 3, E, E) and np.abs(same).max() < 1e-5
     with pytest.raises(ValueError, match="16 finite"):
         warp.flow(np.full(basis.size, np.nan))
 
@@ -99,12 +108,25 @@ def test_source_face_checks_its_shapes():
         SourceFace(np.full((len(SOURCE_POINTS), 2), np.inf), np.zeros((2, 3)), np.zeros(16))
 
 
+def test_the_cavity_is_painted_where_the_head_flow_reads_it():
+    from facecodec.models.generator import CAVITY_RGB, paint_cavity
+
+    image = torch.rand(1, 3, S, S)
+    identity = _identity_deformation()
+    cavity = torch.zeros(1, 1, E, E)
+    cavity[..., 60:70, 50:80] = 1.0
+    painted = paint_cavity(image, identity, cavity)
+    inside = painted[0, :, 125:135, 105:155]  # the same place at 256²
+    torch.testing.assert_close(inside, torch.tensor(CAVITY_RGB).view(3, 1, 1).expand_as(inside))
+    torch.testing.assert_close(painted[..., :100, :], image[..., :100, :])
+
+
 def test_composition_moves_what_the_flow_reads():
     image = torch.rand(1, 3, S, S)
     identity = _identity_deformation()
     still = torch.from_numpy(zero_flow(1, E))
     assert torch.equal(warp_image(image, identity, S, still), warp_image(image, identity, S))
-    shift = torch.zeros(1, 2, E, E)
+    shift = torch.zeros(1, 3, E, E)
     shift[:, 0] = 8 * 2 / (S - 1)  # everywhere: read 8 px to the right
     moved = warp_image(image, identity, S, shift)
     torch.testing.assert_close(moved[..., 40:200, 40:200], image[..., 40:200, 48:208], atol=1e-4, rtol=0)

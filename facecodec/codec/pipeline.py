@@ -205,7 +205,7 @@ class Receiver:
         self.expression = None if face is None else expression_warp(face, source_image.shape[-1])
 
     def expression_flow(self, motion: MotionBatch, relative: bool = False) -> np.ndarray:
-        """(B, 2, E, E) expression flows of B frames: the frames' codes against the source's (or,
+        """(B, 3, E, E) expression flows of B frames: the frames' codes against the source's (or,
         relative: against the first driving frame's, applied to the source); zeros without a face."""
         if self.expression is None or motion.face is None or motion.face.shape[-1] == 0:
             return zero_flow(len(motion), flow_size(self.source_image.shape[-1]))
@@ -240,7 +240,7 @@ class Receiver:
         return rel.numpy()
 
     def render(self, kp_driving: np.ndarray, expression_flow: np.ndarray | None = None) -> np.ndarray:
-        """(B, K, 3) driving keypoints, (B, 2, E, E) expression flows (`expression_flow`) or None (the
+        """(B, K, 3) driving keypoints, (B, 3, E, E) expression flows (`expression_flow`) or None (the
         source's expression) → frames (B, 3, S, S) in [0, 1]."""
         if self.features is None:
             raise RuntimeError("no source set for this call: send the source keyframe first")

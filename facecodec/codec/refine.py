@@ -57,7 +57,7 @@ def refine_motion(model: FaceVid2Vid, source_image: np.ndarray, source_motion: M
                   flows: np.ndarray | None = None) -> MotionBatch:
     """source_image (1, 3, S, S) and frames (T, 3, S, S) float in [0, 1]; source_motion (1 frame) and
     motion (T frames) from the motion encoder → refined motion (T frames; expression codes kept as
-    they are). flows (T, 2, E, E): the expression channel's flows the receiver will compose, or None.
+    they are). flows (T, 3, E, E): the expression channel's flows the receiver will compose, or None.
 
     Batches run in order. Each frame starts from the best of: its encoder estimate; that estimate
     plus the correction found for the previous batch's last frame (an encoder that misreads a face
@@ -111,7 +111,7 @@ class _Renderer:
 
     def __call__(self, rot: torch.Tensor, t: torch.Tensor, exp: torch.Tensor,
                  flow: torch.Tensor | None = None) -> torch.Tensor:
-        """rot (B, 3) degrees, t (B, 3), exp (B, K, 3), expression flow (B, 2, E, E) or None →
+        """rot (B, 3) degrees, t (B, 3), exp (B, K, 3), expression flow (B, 3, E, E) or None →
         frames (B, 3, S, S)."""
         b = rot.shape[0]
         rep = lambda x: x.expand(b, *x.shape[1:])  # noqa: E731

@@ -121,7 +121,7 @@ class AppearanceEncoder(nn.Module):
 
 class WarpDecoder(nn.Module):
     """source (B, 3, S, S), f_s (B, C, D, H, W), x_s (B, K, 3), x_d (B, K, 3), expression flow
-    (B, 2, E, E) (`facecodec.expression`; None or zeros: the source's expression) → frame (B, 3, S, S)."""
+    (B, 3, E, E) (`facecodec.expression`; None or zeros: the source's expression) → frame (B, 3, S, S)."""
 
     def __init__(self, motion: MotionFieldEstimator, generator: Generator):
         super().__init__()

@@ -9,7 +9,8 @@ appearance, so pixels that only moved stay sharp and the small decoder fills wha
 
 Optional (every preset, no weights): an expression flow (`facecodec.expression`) moves the source's
 lips, lids and brows in the source's own frame before the head motion; it is composed with the
-network's flow (`compose_expression`) wherever the flow reads the source.
+network's flow (`compose_expression`) wherever the flow reads the source, and its third channel
+paints the inside of a mouth that opens further than the source's (`paint_cavity`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class GeneratorConfig:
 
 class Generator(nn.Module):
     """f_s (B, C, D, H, W), deformation (B, D, h, w, 3), occlusion (B, 1, h, w),
-    source image (B, 3, S, S), optional expression flow (B, 2, E, E) → image (B, 3, S, S) in [0, 1].
+    source image (B, 3, S, S), optional expression flow (B, 3, E, E) → image (B, 3, S, S) in [0, 1].
     """
 
     def __init__(self, cfg: GeneratorConfig):
@@ -67,21 +68,39 @@ class Generator(nn.Module):
         if occlusion.shape[-2:] != (h, w):
             occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear")
         image, blend = self.decoder(out * occlusion)
-        if not self.cfg.source_skip:
-            return image, image
-        skip = warp_image(source_image, head_flow, self.cfg.image_size, expression_flow)
-        return blend * skip + (1 - blend) * image, image
+        decoded = image
+        if self.cfg.source_skip:
+            skip = warp_image(source_image, head_flow, self.cfg.image_size, expression_flow)
+            image = blend * skip + (1 - blend) * image
+        if expression_flow is not None:
+            image = paint_cavity(image, head_flow, expression_flow[:, 2:3])
+        return image, decoded
+
+
+# The inside of a mouth: dark, a little red (sRGB in [0, 1]); what a parting of closed lips shows.
+CAVITY_RGB = (0.16, 0.06, 0.07)
 
 
 def compose_expression(deformation: torch.Tensor, expression_flow: torch.Tensor) -> torch.Tensor:
     """Positions (B, ..., 3) or (B, ..., 2) where the output reads the source, (x, y) in [-1, 1]
-    first → the same positions moved by the expression flow (B, 2, E, E) read there (bilinear, zero
-    outside the image; `facecodec.expression` gives its convention). z is left as it is."""
+    first → the same positions moved by the expression flow's offsets (channels 0–1 of (B, 3, E, E))
+    read there (bilinear, zero outside the image; `facecodec.expression` gives the convention). z is
+    left as it is."""
     shape = deformation.shape
     xy = deformation[..., :2].reshape(shape[0], -1, 1, 2)  # (B, N, 1, 2) as a grid
-    shift = F.grid_sample(expression_flow, xy, mode="bilinear", padding_mode="zeros", align_corners=True)
+    shift = F.grid_sample(expression_flow[:, :2], xy, mode="bilinear", padding_mode="zeros", align_corners=True)
     moved = xy + shift.permute(0, 2, 3, 1)  # (B, N, 1, 2)
     return torch.cat([moved.reshape(*shape[:-1], 2), deformation[..., 2:]], dim=-1)
+
+
+def paint_cavity(image: torch.Tensor, deformation: torch.Tensor, cavity: torch.Tensor) -> torch.Tensor:
+    """The mouth's inside painted over image (B, 3, S, S): its opacity cavity (B, 1, E, E) lives in
+    the source's frame, so it is read where the head flow (B, D, h, w, 3) reads the source."""
+    size = image.shape[-1]
+    flow = F.interpolate(depth_averaged_flow(deformation), size=(size, size), mode="bilinear", align_corners=True)
+    alpha = F.grid_sample(cavity, flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="zeros", align_corners=True)
+    colour = torch.tensor(CAVITY_RGB, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return image + alpha * (colour - image)
 
 
 def depth_averaged_flow(deformation: torch.Tensor) -> torch.Tensor:
@@ -93,7 +112,7 @@ def depth_averaged_flow(deformation: torch.Tensor) -> torch.Tensor:
 def warp_image(image: torch.Tensor, deformation: torch.Tensor, size: int,
                expression_flow: torch.Tensor | None = None) -> torch.Tensor:
     """An image (B, 3, H, W) moved by the depth-averaged flow, at size² (the lite source skip), and
-    by the expression flow (B, 2, E, E) when given, composed at size² where the lips need it.
+    by the expression flow (B, 3, E, E) when given, composed at size² where the lips need it.
 
     align_corners=True: the ±1 grid endpoints map to pixel centres, so the identity flow
     reproduces the image exactly.

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..bitstream.quant import DEFAULT_STEPS
-from ..expression import ExpressionBasis, ExpressionWarp
+from ..expression import FLOW_CHANNELS, ExpressionBasis, ExpressionWarp
 
 
 def to_pixels(points: np.ndarray, size: int, flipped: bool) -> np.ndarray:
@@ -25,7 +25,7 @@ def to_pixels(points: np.ndarray, size: int, flipped: bool) -> np.ndarray:
 
 
 def mirror_flow(flow: np.ndarray) -> np.ndarray:
-    """The flow (…, 2, E, E) of a horizontally mirrored image: x read mirrored, its x component negated."""
+    """The flow (…, 3, E, E) of a horizontally mirrored image: read mirrored, its x offset negated."""
     out = flow[..., ::-1].copy()
     out[..., 0, :, :] *= -1
     return out
@@ -33,10 +33,10 @@ def mirror_flow(flow: np.ndarray) -> np.ndarray:
 
 def batch_expression_flows(landmarks: torch.Tensor, flipped: np.ndarray, basis: ExpressionBasis, size: int,
                            image_size: int, step: float = DEFAULT_STEPS.face) -> torch.Tensor:
-    """landmarks (B, 1 + N, L, 3) normalised (source first), flipped (B,) → (B·N, 2, E, E) float32,
+    """landmarks (B, 1 + N, L, 3) normalised (source first), flipped (B,) → (B·N, 3, E, E) float32,
     source-major like `forward.run_model`'s drivings; pairs without both faces get no flow."""
     b, n1 = landmarks.shape[:2]
-    out = np.zeros((b, n1 - 1, 2, size, size), np.float32)
+    out = np.zeros((b, n1 - 1, FLOW_CHANNELS, size, size), np.float32)
     for i in range(b):
         points = to_pixels(landmarks[i].numpy(), image_size, bool(flipped[i]))
         if not np.isfinite(points[0]).all():
@@ -48,4 +48,4 @@ def batch_expression_flows(landmarks: torch.Tensor, flipped: np.ndarray, basis: 
                 out[i, j - 1] = warp.flow(coefficients)
         if flipped[i]:
             out[i] = mirror_flow(out[i])
-    return torch.from_numpy(out.reshape(b * (n1 - 1), 2, size, size))
+    return torch.from_numpy(out.reshape(b * (n1 - 1), FLOW_CHANNELS, size, size))

@@ -38,7 +38,7 @@ def run_model(model: FaceVid2Vid, sources: torch.Tensor, drivings: torch.Tensor,
 
     view_angles (B, 3) degrees or None: also the motion of a free-view edit of each source (the
     receiver's `ViewEdit`): angles that are NaN keep the model's estimate, t and δ stay the source's.
-    expression_flows (B·N, 2, E, E) or None: the expression channel's flow per pair (`train.expression`).
+    expression_flows (B·N, 3, E, E) or None: the expression channel's flow per pair (`train.expression`).
     """
     b, n = drivings.shape[:2]
     flat = drivings.flatten(0, 1)  # (B·N, 3, S, S)

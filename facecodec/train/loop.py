@@ -154,7 +154,7 @@ class StepInputs:
     views: torch.Tensor | None = None
     pose_frames: tuple[torch.Tensor, torch.Tensor] | None = None
     flow_targets: tuple[torch.Tensor, torch.Tensor] | None = None
-    expression_flows: torch.Tensor | None = None  # (B·N, 2, E, E), `train.expression`
+    expression_flows: torch.Tensor | None = None  # (B·N, 3, E, E), `train.expression`
 
 
 def prepare_step(sampler: PairSampler, rng: np.random.Generator, cfg: TrainConfig) -> StepInputs:

@@ -177,11 +177,11 @@ def test_trtexec_command_lines(tmp_path):
         f"--onnx={tmp_path}/w/warp_decoder_trt.plugin.onnx",
         f"--saveEngine={tmp_path}/repo/warp_decoder/1/model.plan",
         "--minShapes=source_image:1x3x256x256," + feats.format(1) + ",kp_source:1x15x3,kp_driving:1x15x3"
-        ",expression_flow:1x2x64x64",
+        ",expression_flow:1x3x128x128",
         "--optShapes=source_image:8x3x256x256," + feats.format(8) + ",kp_source:8x15x3,kp_driving:8x15x3"
-        ",expression_flow:8x2x64x64",
+        ",expression_flow:8x3x128x128",
         "--maxShapes=source_image:8x3x256x256," + feats.format(8) + ",kp_source:8x15x3,kp_driving:8x15x3"
-        ",expression_flow:8x2x64x64",
+        ",expression_flow:8x3x128x128",
         "--fp16",
         "--memPoolSize=workspace:2048M",
         f"--timingCacheFile={tmp_path}/t.cache",

@@ -139,7 +139,7 @@ def test_a_failed_bls_request_raises_with_the_models_message(pb):
     pb.models["warp_decoder"] = lambda f: (_ for _ in ()).throw(RuntimeError("engine refused batch 9"))
     feeds = {"source_image": np.zeros((1, 3, S, S), np.float32), "source_features": torch.zeros(1, *FEATURES),
              "kp_source": np.zeros((1, K, 3), np.float32), "kp_driving": np.zeros((1, K, 3), np.float32),
-             "expression_flow": np.zeros((1, 2, S // 4, S // 4), np.float32)}
+             "expression_flow": np.zeros((1, 3, S // 2, S // 2), np.float32)}
     with pytest.raises(RuntimeError, match="BLS request to warp_decoder failed: engine refused batch 9"):
         BlsNetworks(pb, device="cpu")("warp_decoder", feeds)
 

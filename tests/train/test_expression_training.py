@@ -13,7 +13,7 @@ from facecodec.train.expression import batch_expression_flows, mirror_flow, to_p
 from facecodec.train.losses import expression_region_loss
 from facecodec.perceptual import PerceptualLoss
 
-S, E = 256, 64
+S, E = 256, 128
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_flows_are_the_receivers_and_mirror_with_the_frames(faces):
     pair = np.stack([faces[0], faces[1], faces[0]])  # source, two drivings: opened, same
     plain = torch.from_numpy(normalise_landmarks(pair, S, False))[None]
     flows = batch_expression_flows(plain, np.array([False]), basis, E, S)
-    assert flows.shape == (2, 2, E, E)
+    assert flows.shape == (2, 3, E, E)
     warp = ExpressionWarp(basis, basis.source_face(pair[0]), E, image_size=S)
     step = 0.01
     expected = warp.flow(np.rint(basis.encode(pair[1], pair[0]) / step) * step)

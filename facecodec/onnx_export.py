@@ -43,8 +43,10 @@ def example_inputs(spec: ModelSpec, cfg: ModelConfig, batch: int = 1, seed: int 
             out.append(torch.rand(shape, generator=gen))
         elif t.name.startswith("kp_"):
             out.append(torch.rand(shape, generator=gen) * 1.6 - 0.8)
-        elif t.name == "expression_flow":
-            out.append(torch.randn(shape, generator=gen) * 0.02)
+        elif t.name == "expression_flow":  # smooth, as a spline's: offsets of a few pixels, a cavity in [0, 1]
+            coarse = torch.randn(shape[0], shape[1], 4, 4, generator=gen)
+            smooth = torch.nn.functional.interpolate(coarse, size=shape[2:], mode="bicubic", align_corners=True)
+            out.append(torch.cat([smooth[:, :2] * 0.02, smooth[:, 2:].clamp(0, 1)], dim=1))
         else:
             out.append(torch.randn(shape, generator=gen))
     return out

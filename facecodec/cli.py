@@ -98,8 +98,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .bitstream import read_stream
     from .codec.receiver import decode_file
 
+    from .codec.pipeline import check_stream
+    from .presets import get_preset
+
     decoded = read_stream(args.stream)  # read and parsed once; its header names the preset
-    frames = decode_file(local_networks(decoded.header.preset, args), decoded, args.out)
+    cfg = get_preset(decoded.header.preset)  # a known name before it goes anywhere near a path
+    check_stream(decoded.header, preset=cfg.name, num_kp=cfg.num_kp, image_size=cfg.image_size)
+    frames = decode_file(local_networks(cfg.name, args), decoded, args.out)
     print(f"{args.out}: {len(frames)} frames")
     return 0
 

@@ -5,11 +5,17 @@
   counted in `Decoder.drops` and logged with its reason.
 - A MOTION packet is held until its turn; frame n is declared lost once a packet more
   than `reorder_window` frames ahead has arrived (0: no waiting, lowest latency).
+- A packet may run at most `max_gap` frames ahead (the reorder window plus a second): a
+  predicted one further ahead is dropped (TOO_FAR), so a forged sequence number cannot make the
+  decoder conceal thousands of frames; an intra or keyframe packet re-joins the stream there, and
+  the next frame says how many frame numbers were skipped (`DecodedFrame.skipped`) instead of
+  concealing them.
 - A lost frame is concealed (damped extrapolation of the last two frames), and so is every
   predicted frame after it: the decoder resynchronises at the next intra packet, from which
   on its output equals the loss-free decode again. Concealed frames are marked.
 - A KEYFRAME image is attached to the first emitted frame at or after its sequence number
-  (to the next emitted frame if it arrives late).
+  (to the next emitted frame if it arrives late). At most `MAX_PENDING_KEYFRAMES` wait at once
+  (the newest are kept); frames are emitted as packets arrive, so a file never piles them up.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 
 import numpy as np
 
@@ -33,6 +40,7 @@ from .stats import StreamStats
 logger = logging.getLogger(__name__)
 _LOG_LEVEL = {DropReason.BAD_FRAMING: logging.WARNING, DropReason.INVALID: logging.WARNING}  # others: DEBUG
 DEFAULT_DAMPING = 0.5  # velocity kept per concealed frame (0: hold the last frame)
+MAX_PENDING_KEYFRAMES = 2  # decoded keyframes waiting for their frame (a refresh within the reorder window)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -47,6 +55,7 @@ class DecodedFrame:
     concealed: bool
     keyframe: np.ndarray | None = None
     face: SourceFace | None = None
+    skipped: int = 0  # frame numbers skipped just before this one (an intra packet re-joined the stream)
 
 
 def unwrap_seq(wire: int, reference: int) -> int:
@@ -76,6 +85,7 @@ class Decoder:
             raise ValueError(f"need reorder_window >= 0 and 0 <= damping <= 1, got {reorder_window}, {damping}")
         self.header = header
         self.reorder_window = reorder_window
+        self.max_gap = reorder_window + math.ceil(header.fps)  # frames a packet may run ahead: + 1 s
         self.damping = damping
         self.drops: collections.Counter[DropReason] = collections.Counter()
         self.stats = StreamStats(float(header.fps))
@@ -89,18 +99,21 @@ class Decoder:
         self._keyframes: dict[int, tuple[np.ndarray, SourceFace | None]] = {}
         self._keyframe_seq: int | None = None  # frame number of the newest accepted keyframe
         self._history: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # last two outputs
+        self._skipped = 0  # frame numbers jumped over by a re-join, reported on the next frame
         self._last_timestamp: tuple[int, int] | None = None  # (frame number, timestamp_ms)
 
     def push(self, data: bytes) -> list[DecodedFrame]:
         """Accept bytes holding one or more WHOLE packets (a datagram, an `Encoder.encode`
         output, a file body); damaged bytes are skipped. Returns the frames now due, in order."""
+        frames = []
         for item in scan_packets(data):
             if isinstance(item, BitstreamError):
                 self._drop(DropReason.BAD_FRAMING if isinstance(item, FramingError) else DropReason.INVALID, str(item))
                 continue
             self.stats.add(item)
             self._accept(item)
-        return self._drain(final=False)
+            frames += self._drain(final=False)  # per packet: keyframes do not pile up in a long push
+        return frames
 
     def flush(self, end_seq: int | None = None) -> list[DecodedFrame]:
         """Emit every held frame, concealing gaps; with `end_seq`, also conceal up to it (exclusive)."""
@@ -117,6 +130,13 @@ class Decoder:
         if self._next is None:
             self._next = packet.seq
         seq = unwrap_seq(packet.seq, self._next)
+        if seq > self._next + self.max_gap:
+            if packet.type == PacketType.KEYFRAME or Flags.INTRA in packet.flags:  # each decodes on its own
+                self._rejoin(seq)
+            else:
+                self._drop(DropReason.TOO_FAR, f"{packet.type.name} seq {packet.seq}: {seq - self._next} frames ahead "
+                           f"(at most {self.max_gap})")
+                return
         if packet.type == PacketType.KEYFRAME:
             self._accept_keyframe(seq, packet)
         elif seq < self._next:
@@ -139,7 +159,20 @@ class Decoder:
             self._drop(DropReason.INVALID, f"KEYFRAME seq {packet.seq}: {exc}")
             return
         self._keyframes[seq], self._keyframe_seq = (image, face), seq
+        while len(self._keyframes) > MAX_PENDING_KEYFRAMES:  # the newest supersede the oldest anyway
+            oldest = min(self._keyframes)
+            del self._keyframes[oldest]
+            self._drop(DropReason.STALE, f"KEYFRAME of frame {oldest}: more than {MAX_PENDING_KEYFRAMES} waiting")
 
+    def _rejoin(self, seq: int) -> None:
+        """An intra packet far ahead: continue from just before it without concealing the gap."""
+        held = [s for s in self._buffer if s < seq - self.reorder_window]
+        for s in held:  # packets of the skipped stretch can no longer be emitted
+            del self._buffer[s]
+        self._skipped += seq - self.reorder_window - self._next
+        self._next = seq - self.reorder_window
+        self._synced = False
+        logger.warning("re-joined the stream %d frames ahead (an intra packet after a long gap)", self._skipped)
     def _drain(self, final: bool) -> list[DecodedFrame]:
         frames = []
         while self._buffer and (self._next in self._buffer or final
@@ -159,7 +192,8 @@ class Decoder:
         self._history = (self._history[1], vector)
         motion = Motion.from_vector(vector, self.header.num_kp, self.header.num_face)
         image, face = self._take_keyframe(seq)
-        return DecodedFrame(seq, timestamp, motion, concealed, image, face)
+        skipped, self._skipped = self._skipped, 0
+        return DecodedFrame(seq, timestamp, motion, concealed, image, face, skipped)
 
     def _decode(self, packet: Packet) -> np.ndarray | None:
         """Reconstruction of a MOTION packet, or None (after recording why) if undecodable."""

@@ -27,7 +27,11 @@ class UnsupportedVersionError(BitstreamError):
 
 
 class ChecksumError(BitstreamError):
-    """A CRC32 over a header or packet does not match its content."""
+    """A CRC32 over a header or packet does not match its content; `checked` bytes were summed."""
+
+    def __init__(self, message: str, checked: int = 0):
+        super().__init__(message)
+        self.checked = checked
 
 
 class FramingError(BitstreamError):
@@ -46,3 +50,4 @@ class DropReason(str, enum.Enum):
     STALE = "stale"  # sequence number already emitted (late, reordered too far, duplicate)
     DUPLICATE = "duplicate"  # a packet with this sequence number is already buffered
     UNSYNCED = "unsynced"  # predicted packet after a loss: undecodable until the next intra
+    TOO_FAR = "too_far"  # a predicted packet further ahead than the decoder conceals; an intra one re-joins

@@ -17,7 +17,7 @@ import numpy as np
 from .entropy import class_of, decode_levels, encode_levels
 from .errors import BitstreamError
 from .motion import vector_length
-from .quant import PerField, dequantise, qscale_factor, quantise
+from .quant import LIMITS, PerField, dequantise, qscale_factor, quantise
 
 INTRA_TYPICAL = PerField(angle=15.0, t=0.1, exp=0.05, face=0.1)  # expected |value| of an intra frame
 ADAPT_RATE = 0.125  # weight of the newest |residual| in the running mean (≈ 8-frame memory)
@@ -42,6 +42,7 @@ class FrameCoder:
         self.num_kp, self.num_face = num_kp, num_face
         self._base_step = steps.expand(num_kp, num_face)
         self._intra_mean = INTRA_TYPICAL.expand(num_kp, num_face)
+        self._limit = LIMITS.expand(num_kp, num_face)
 
     def initial_state(self) -> CoderState:
         """State of a coder that has not seen an intra frame yet."""
@@ -62,7 +63,12 @@ class FrameCoder:
             raise BitstreamError("predicted frame without a reconstructed previous frame")
         step, prediction = self._step_and_prediction(state, qscale, intra)
         levels = decode_levels(payload, self._classes(state, step, intra))
-        return self._advance(state, levels, prediction, step, intra)
+        after = self._advance(state, levels, prediction, step, intra)
+        # an encoder's reconstruction stays within half a step of a clipped value; anything past a
+        # step beyond the limits (or not finite) is a forged payload, not motion the model can draw
+        if not np.all(np.abs(after.reconstruction) <= self._limit + step):
+            raise BitstreamError("motion payload decodes to values beyond the field limits")
+        return after
 
     def _step_and_prediction(self, state: CoderState, qscale: int, intra: bool) -> tuple[np.ndarray, np.ndarray]:
         step = self._base_step * qscale_factor(qscale)

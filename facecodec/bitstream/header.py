@@ -20,6 +20,7 @@ _FIXED = struct.Struct(">BHHHHHddd")  # num_kp ... step_exp
 _FACE = struct.Struct(">IBd")  # version 2: face_basis, num_face, step_face
 _CRC = struct.Struct(">I")
 MAX_PRESET_LENGTH = 32
+MAX_SIDE = 4096  # pixels: far above any preset (256²), far below what a keyframe decode can afford
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +113,8 @@ def _check_header(header: StreamHeader) -> None:
     checks = {
         "preset": preset.isascii() and preset.isprintable() and 1 <= len(preset) <= MAX_PRESET_LENGTH,
         "num_kp": 1 <= header.num_kp <= 255,
-        "height": 1 <= header.height <= 65535,
-        "width": 1 <= header.width <= 65535,
+        "height": 1 <= header.height <= MAX_SIDE,
+        "width": 1 <= header.width <= MAX_SIDE,
         "fps_num": 1 <= header.fps_num <= 65535,
         "fps_den": 1 <= header.fps_den <= 65535,
         "intra_interval": 1 <= header.intra_interval <= 65535,

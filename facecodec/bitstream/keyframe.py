@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, features
@@ -83,14 +84,21 @@ def decode_keyframe(body: bytes, height: int, width: int) -> np.ndarray:
         raise InvalidFieldError(f"keyframe codec byte {body[:1]!r} is not one of {[int(c) for c in ImageCodec]}")
     expected = _PIL_FORMAT[ImageCodec(body[0])]
     try:
-        with Image.open(io.BytesIO(body[1:]), formats=[expected]) as coded:
-            if coded.size != (width, height):
-                raise InvalidFieldError(f"keyframe is {coded.size[0]}x{coded.size[1]}, header says {width}x{height}")
-            return np.asarray(coded.convert("RGB"), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # an error here, not a warning
+            return _decode_image(body, expected, height, width)
     except InvalidFieldError:
         raise
     except Exception as exc:  # Pillow's decoders raise many types (OSError, SyntaxError, ...)
         raise InvalidFieldError(f"keyframe {expected} image does not decode: {exc}") from exc
+
+
+def _decode_image(body: bytes, expected: str, height: int, width: int) -> np.ndarray:
+    """The image of a keyframe body, its size checked against the header before any pixel is decoded."""
+    with Image.open(io.BytesIO(body[1:]), formats=[expected]) as coded:
+        if coded.size != (width, height):
+            raise InvalidFieldError(f"keyframe is {coded.size[0]}x{coded.size[1]}, header says {width}x{height}")
+        return np.asarray(coded.convert("RGB"), dtype=np.uint8)
 
 
 def encode_face(face: SourceFace | None) -> bytes:

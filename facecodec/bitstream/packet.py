@@ -16,6 +16,11 @@ from .errors import BitstreamError, ChecksumError, FramingError, InvalidFieldErr
 SEQ_MODULUS = 1 << 16
 TIMESTAMP_MODULUS = 1 << 32
 MAX_PACKET_LENGTH = (1 << 28) - 1  # what a 4-byte varint holds
+# The largest packet a reader believes, by type, checked before any checksum: a MOTION packet holds
+# a few hundred numbers; a KEYFRAME one picture (and a face). Longer claims are damage, not packets,
+# and checking their CRC would cost the resynchronising scanner O(claim) per byte it steps.
+MAX_LENGTH = {1: 4 << 20, 2: 16 << 10}  # by PacketType value
+SCAN_WORK_FACTOR = 16  # a scan checksums at most this × its input + 1 MiB before giving up the rest
 _FIELDS = struct.Struct(">BHI")  # type_flags, seq, timestamp_ms
 _CRC = struct.Struct(">I")
 MIN_LENGTH = _FIELDS.size + _CRC.size
@@ -79,17 +84,20 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     raise InvalidFieldError("packet length: varint longer than 4 bytes")
 
 
-def _frame_end(data: bytes, pos: int) -> tuple[int, int]:
+def _frame_end(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """(start of fields, end of packet) of a packet at `pos` whose length and CRC check out."""
     length, start = _read_varint(data, pos)
     if length < MIN_LENGTH:
         raise InvalidFieldError(f"packet length {length} < minimum {MIN_LENGTH}")
+    kind = data[start] & 0x03 if start < len(data) else 0
+    if length > MAX_LENGTH.get(kind, MIN_LENGTH - 1):
+        raise InvalidFieldError(f"packet length {length} is more than a packet of type {kind} may hold")
     end = start + length
     if end > len(data):
         raise TruncatedError(f"packet length {length} runs past the end of the data ({len(data) - start} bytes left)")
     (crc,) = _CRC.unpack_from(data, end - _CRC.size)
-    if zlib.crc32(data[pos:end - _CRC.size]) != crc:
-        raise ChecksumError(f"packet crc32 mismatch (packet of {end - pos} bytes)")
+    if zlib.crc32(memoryview(data)[pos:end - _CRC.size]) != crc:
+        raise ChecksumError(f"packet crc32 mismatch (packet of {end - pos} bytes)", checked=end - pos)
     return start, end
 
 
@@ -113,15 +121,24 @@ def scan_packets(data: bytes) -> Iterator[Packet | BitstreamError]:
     """Packets in `data` in order. Bytes that do not frame a valid packet are skipped one at
     a time until the next valid length+CRC (resynchronisation); each skipped run yields one
     FramingError (byte count and first cause), each well-framed but invalid packet one
-    InvalidFieldError."""
+    InvalidFieldError. The checksum work of a scan is bounded (`SCAN_WORK_FACTOR`): crafted
+    bytes that would make it check long claims at every offset end the scan with a FramingError."""
+    data = memoryview(data)
     pos, skipped, first_error = 0, 0, None
+    budget = SCAN_WORK_FACTOR * len(data) + (1 << 20)
     while pos < len(data):
+        if budget <= 0:
+            yield FramingError(f"skipped the last {len(data) - pos} bytes: resynchronisation work limit reached")
+            return
         try:
             start, end = _frame_end(data, pos)
         except BitstreamError as exc:
+            if isinstance(exc, ChecksumError):
+                budget -= exc.checked
             first_error = first_error or exc
             pos, skipped = pos + 1, skipped + 1
             continue
+        budget -= end - pos
         if skipped:
             yield FramingError(f"skipped {skipped} bytes: {first_error}")
             skipped, first_error = 0, None

@@ -57,13 +57,14 @@ LIMITS = PerField(angle=180.0, t=4.0, exp=4.0, face=4.0)
 
 
 def check_steps(steps: PerField) -> None:
-    """Raise ValueError unless every step is finite and fine levels stay below MAX_LEVEL."""
+    """Raise ValueError unless every step is finite, fine levels stay below MAX_LEVEL, and no step
+    exceeds its field's limit (a coarser one could only code 0 or values the model never saw)."""
     smallest_scale = qscale_factor(QSCALE_MIN)
     for name in ("angle", "t", "exp", "face"):
         step, limit = getattr(steps, name), getattr(LIMITS, name)
         smallest_step = 2 * limit / (smallest_scale * (MAX_LEVEL - 1))  # residuals span 2 · limit
-        if not (np.isfinite(step) and step > smallest_step):
-            raise ValueError(f"quantiser step for {name} must be finite and > {smallest_step:.2g}, got {step}")
+        if not (np.isfinite(step) and smallest_step < step <= limit):
+            raise ValueError(f"quantiser step for {name} must be in ({smallest_step:.2g}, {limit:g}], got {step}")
 
 
 def quantise(x: np.ndarray, prediction: np.ndarray, step: np.ndarray, num_kp: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..bitstream import Decoder, RefreshPolicy, read_stream, stream_bytes
-from ..codec.pipeline import ViewEdit, encode_frames, images_to_batch
+from ..codec.pipeline import ViewEdit, check_stream, encode_frames, images_to_batch
 from ..codec.receiver import frame_request, frame_requests
 from ..codec.sender import Sender, encode_file, stream_header
 from ..expression import ExpressionSender
@@ -63,6 +63,12 @@ def encode(
 def decode(conn: Connection, stream: Path, out: Path | None = None, *, view: ViewEdit | None = None) -> np.ndarray:
     """Stream file → one decoder session over one gRPC stream → (T, S, S, 3) uint8 frames (+ MP4)."""
     decoded = read_stream(stream)
+    networks = conn.networks()
+    try:
+        served = networks.served_model()
+    finally:
+        networks.close()
+    check_stream(decoded.header, preset=served.preset, num_kp=served.num_kp, image_size=served.image_size)
     with conn.session() as session:
         futures = [session.send(r) for r in frame_requests(decoded.frames, session.session_id, view=view)]
         frames = to_frames(np.concatenate([f.result(conn.timeout) for f in futures]))

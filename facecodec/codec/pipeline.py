@@ -166,6 +166,17 @@ def shipped_basis() -> ExpressionBasis:
     return _BASIS
 
 
+def check_stream(header, *, preset: str, num_kp: int, image_size: int) -> None:
+    """A stream header (`bitstream.StreamHeader`) against the networks that will decode it: the
+    same preset, keypoints and picture size, and a known expression basis; ValueError says which."""
+    wanted = {"preset": preset, "num_kp": num_kp, "height": image_size, "width": image_size}
+    for field, value in wanted.items():
+        if getattr(header, field) != value:
+            raise ValueError(f"the stream's {field} is {getattr(header, field)!r}, "
+                             f"the {preset} networks need {value!r}")
+    check_expression_basis(header.face_basis)
+
+
 def check_expression_basis(face_basis: int) -> None:
     """A stream's header names its expression basis (0: none); this receiver knows only the shipped one."""
     if face_basis and face_basis != shipped_basis().id:

@@ -44,3 +44,25 @@ def test_frames_before_the_first_keyframe_are_skipped_and_a_stream_needs_one(net
     assert requests[0].source_image is not None and all(r.session_id == 7 for r in requests)
     with pytest.raises(ValueError, match="no keyframe"):
         receive(networks, _decoded(frames, motion, set()))
+
+
+def test_a_stream_the_networks_cannot_decode_is_refused_by_name(tmp_path, caplog):
+    """A header with 16 keypoints, a 300² picture, an unknown preset or basis: one clear line, exit 2."""
+    import logging
+
+    from facecodec.bitstream import StreamHeader, write_stream
+    from facecodec.cli import main
+    from facecodec.codec.pipeline import check_stream
+
+    cases = {"num_kp": StreamHeader(num_kp=16), "height": StreamHeader(height=300, width=300),
+             "unknown preset": StreamHeader(preset="../../etc"),
+             "expression basis": StreamHeader(face_basis=7, num_face=16)}
+    for needle, header in cases.items():
+        path = tmp_path / "bad.fcdc"
+        write_stream(path, header, [])
+        with caplog.at_level(logging.ERROR):
+            caplog.clear()
+            assert main(["decode", str(path), "-o", str(tmp_path / "x.mp4")]) == 2
+        assert needle in caplog.text, (needle, caplog.text)
+    with pytest.raises(ValueError, match="num_kp is 16"):
+        check_stream(StreamHeader(num_kp=16), preset="lite", num_kp=15, image_size=256)

@@ -22,9 +22,15 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def file_arg(path: str | Path) -> str:
+    """A path as ffmpeg must read it: always a local file ("file:" and absolute), so that a name
+    starting with "-" is not an option and one like "concat:a|b" or "http://…" is not a protocol."""
+    return "file:" + str(Path(path).absolute())
+
+
 def probe_fps(path: str | Path) -> float:
     """Frame rate of a video file (frames per second), read from ffmpeg's stream info."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", file_arg(path)], capture_output=True, text=True)
     for line in proc.stderr.splitlines():
         if "Video:" in line and " fps" in line:
             return float(line.split(" fps")[0].rsplit(",", 1)[-1])
@@ -39,7 +45,7 @@ def read_video(path: str | Path, size: int | None = 256, max_frames: int | None 
     vf = "crop='min(iw,ih)':'min(iw,ih)'"
     if size:
         vf += f",scale={size}:{size}:flags=area"
-    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", file_arg(path), "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24"]
     if max_frames:
         cmd += ["-frames:v", str(max_frames)]
     proc = subprocess.run(cmd + ["-"], capture_output=True)
@@ -53,7 +59,7 @@ def read_video(path: str | Path, size: int | None = 256, max_frames: int | None 
 
 
 def _probe_side(path: Path) -> int:
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", file_arg(path)], capture_output=True, text=True)
     for token in proc.stderr.replace(",", " ").split():
         if "x" in token and token.split("x")[0].isdigit() and token.split("x")[1].isdigit():
             w, h = (int(v) for v in token.split("x"))
@@ -67,7 +73,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, crf: in
     path.parent.mkdir(parents=True, exist_ok=True)
     t, h, w, _ = frames.shape
     cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-r", f"{fps}", "-i", "-", "-c:v", "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p", str(path)]
+           "-r", f"{fps}", "-i", "-", "-c:v", "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p", file_arg(path)]
     proc = subprocess.run(cmd, input=np.ascontiguousarray(frames, np.uint8).tobytes(), capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace').strip()}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media import ffmpeg_exe
+from ..media import ffmpeg_exe, file_arg
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class AnchorCodec:
     def command(self, crf: int, width: int, height: int, fps: float, out: Path, threads: int) -> list[str]:
         return [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
                 "-r", f"{fps}", "-i", "-", "-pix_fmt", "yuv420p", "-c:v", self.encoder, *self.options,
-                "-crf", str(crf), "-threads", str(threads), "-an", str(out)]
+                "-crf", str(crf), "-threads", str(threads), "-an", file_arg(out)]
 
 
 ANCHORS: dict[str, AnchorCodec] = {
@@ -119,8 +119,8 @@ def encode_anchor(frames: np.ndarray, fps: float, codec: AnchorCodec | str, crf:
 
 def packet_sizes(path: Path) -> list[int]:
     """Sizes of the video packets of a file in decode order (ffmpeg's framemd5 muxer, no ffprobe needed)."""
-    proc = _run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"],
-                None, path)
+    proc = _run([ffmpeg_exe(), "-v", "error", "-i", file_arg(path), "-map", "0:v:0", "-c", "copy", "-f", "framemd5",
+                 "-"], None, path)
     sizes = [int(line.split(",")[4]) for line in proc.stdout.decode().splitlines() if line and not line.startswith("#")]
     if not sizes:
         raise RuntimeError(f"{path}: no video packets found")
@@ -129,7 +129,8 @@ def packet_sizes(path: Path) -> list[int]:
 
 def decode_rgb(path: Path, width: int, height: int) -> np.ndarray:
     """All frames of a file as (T, height, width, 3) uint8 RGB."""
-    proc = _run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], None, path)
+    proc = _run([ffmpeg_exe(), "-v", "error", "-i", file_arg(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                None, path)
     return np.frombuffer(proc.stdout, np.uint8).reshape(-1, height, width, 3)
 
 

@@ -97,7 +97,7 @@ def save_checkpoint(state: State, path: Path) -> None:
 
 
 def load_checkpoint(state: State, path: Path) -> None:
-    ck = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are objects
+    ck = torch.load(path, map_location="cpu", weights_only=True)  # tensors, numbers and strings only: no code runs
     state.model.load_state_dict(ck["model"])
     state.optimizer.load_state_dict(ck["optimizer"])
     state.step, state.wall_s = ck["step"], ck["wall_s"]
@@ -329,7 +329,7 @@ def _initial_weights(path: Path) -> dict[str, torch.Tensor]:
         from ..weights import load_weights
 
         return load_weights(path).state_dict()
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def _loop(state, loss_fn, sampler, cfg, paths, val_data, metrics, steps, max_minutes=None) -> None:

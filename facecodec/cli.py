@@ -82,13 +82,15 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
         model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights).eval()
         search = motion_search(TorchNetworks(model), RefineConfig(steps=args.refine))
+    from .bitstream.auth import read_key
     from .expression import expression_sender
 
     cfg = get_preset(args.preset)
+    key = read_key(args.key_file) if args.key_file else None
     sender = encode_file(networks, args.video, args.out, preset=args.preset, num_kp=cfg.num_kp, size=cfg.image_size,
                          max_frames=args.max_frames, target_kbps=args.kbps, refresh=RefreshPolicy.from_arguments(args),
                          search=search, keyframe_quality=args.keyframe_quality,
-                         expression=expression_sender(args.expression))
+                         expression=expression_sender(args.expression), key=key)
     refreshes = f", {sender.stats.keyframes - 1} refresh keyframes" if args.refresh else ""
     print(f"{args.out}: {sender.stats.frames} frames, {sender.stats.kbps():.1f} kbit/s{refreshes}")
     return 0
@@ -101,7 +103,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .codec.pipeline import check_stream
     from .presets import get_preset
 
-    decoded = read_stream(args.stream)  # read and parsed once; its header names the preset
+    from .bitstream.auth import read_key
+
+    key = read_key(args.key_file) if args.key_file else None
+    decoded = read_stream(args.stream, key=key)  # read and parsed once; its header names the preset
     cfg = get_preset(decoded.header.preset)  # a known name before it goes anywhere near a path
     check_stream(decoded.header, preset=cfg.name, num_kp=cfg.num_kp, image_size=cfg.image_size)
     frames = decode_file(local_networks(cfg.name, args), decoded, args.out)
@@ -109,10 +114,21 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .bitstream.auth import write_key
+
+    if args.out.exists():
+        raise FileExistsError(f"{args.out} exists: a key is not overwritten (remove it first)")
+    write_key(args.out)
+    print(f"{args.out}: a 256-bit packet key, readable by you only")
+    return 0
+
+
 def _add_codec_parsers(sub) -> None:
     from .bitstream.keyframe import add_keyframe_quality_argument
     from .bitstream.refresh import RefreshPolicy
     from .codec.refine import add_refine_argument
+    from .bitstream.auth import add_key_argument
     from .expression import add_expression_argument
 
     p = sub.add_parser("encode", help="video → stream file, in-process (ONNX Runtime)")
@@ -126,6 +142,7 @@ def _add_codec_parsers(sub) -> None:
     RefreshPolicy.add_arguments(p)
     add_refine_argument(p)
     add_expression_argument(p)
+    add_key_argument(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="stream file → MP4, in-process (ONNX Runtime); preset from the stream")
@@ -135,7 +152,12 @@ def _add_codec_parsers(sub) -> None:
     p.add_argument("stream", type=Path)
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--onnx", type=Path, help="exported networks (default artifacts/onnx/<preset>, exported if missing)")
+    add_key_argument(p)
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("keygen", help="write a new random packet key (hex) for --key-file")
+    p.add_argument("out", type=Path)
+    p.set_defaults(func=cmd_keygen)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from .auth import check_key, unseal
 from .errors import BitstreamError, DropReason, FramingError, InvalidFieldError
 from .framecoder import FrameCoder
 from .header import StreamHeader
@@ -75,17 +76,22 @@ def conceal(previous: np.ndarray | None, last: np.ndarray | None, num_kp: int,
 class Decoder:
     """Decodes one stream described by `header`; feed bytes with `push`, end with `flush`.
 
+    key: the call's packet key when the header says its packets are authenticated (`bitstream.auth`).
+
     first_seq: frame number the stream starts at (the Encoder starts at 0), so that
     leading losses are concealed too; None to join a running stream at its first packet.
     """
 
     def __init__(self, header: StreamHeader, *, first_seq: int | None = 0, reorder_window: int = 0,
-                 damping: float = DEFAULT_DAMPING) -> None:
+                 damping: float = DEFAULT_DAMPING, key: bytes | None = None) -> None:
         if reorder_window < 0 or not 0.0 <= damping <= 1.0:
             raise ValueError(f"need reorder_window >= 0 and 0 <= damping <= 1, got {reorder_window}, {damping}")
         self.header = header
         self.reorder_window = reorder_window
         self.max_gap = reorder_window + math.ceil(header.fps)  # frames a packet may run ahead: + 1 s
+        if header.authenticated and key is None:
+            raise ValueError("this stream's packets are authenticated: the decoder needs the call's packet key")
+        self._key = None if key is None else check_key(key)
         self.damping = damping
         self.drops: collections.Counter[DropReason] = collections.Counter()
         self.stats = StreamStats(float(header.fps))
@@ -110,6 +116,13 @@ class Decoder:
             if isinstance(item, BitstreamError):
                 self._drop(DropReason.BAD_FRAMING if isinstance(item, FramingError) else DropReason.INVALID, str(item))
                 continue
+            if self._key is not None:
+                seq = unwrap_seq(item.seq, item.seq if self._next is None else self._next)
+                opened = unseal(item, self._key, seq)
+                if opened is None:
+                    self._drop(DropReason.FORGED, f"{item.type.name} seq {item.seq}: its tag does not verify")
+                    continue
+                item = opened
             self.stats.add(item)
             self._accept(item)
             frames += self._drain(final=False)  # per packet: keyframes do not pile up in a long push

@@ -10,6 +10,7 @@ import numpy as np
 from .framecoder import FrameCoder
 from .header import StreamHeader
 from ..expression import SourceFace
+from .auth import check_key, seal
 from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_face, encode_keyframe
 from .motion import Motion
 from .packet import Flags, Packet, PacketType
@@ -27,13 +28,15 @@ class Encoder:
     `RateController` picks each packet's quantiser scale; otherwise `qscale` is fixed.
     With `refresh`, frames passed to `encode` with their image get a new keyframe whenever the
     policy finds the head too far from the current source (`RefreshPolicy`); `face_of` then gives
-    that picture's face in streams with the expression channel.
+    that picture's face in streams with the expression channel. `key`: the call's packet key in an
+    authenticated stream (`bitstream.auth`).
     """
 
     def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
                  keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None,
                  refresh: RefreshPolicy | None = None,
-                 face_of: Callable[[np.ndarray], SourceFace | None] | None = None) -> None:
+                 face_of: Callable[[np.ndarray], SourceFace | None] | None = None,
+                 key: bytes | None = None) -> None:
         qscale_factor(qscale)  # validates the index
         self.header = header
         self.stats = StreamStats(float(header.fps))
@@ -49,6 +52,10 @@ class Encoder:
         self._pending_keyframe: bytes | None = None
         self.refresh = refresh
         self.face_of = face_of
+        if header.authenticated != (key is not None):
+            raise ValueError("an authenticated stream needs the call's packet key, and a key needs such a stream "
+                             "(StreamHeader(authenticated=True))")
+        self._key = None if key is None else check_key(key)
         self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
 
     def request_keyframe(self, image: np.ndarray, face: SourceFace | None = None) -> bytes:
@@ -124,5 +131,7 @@ class Encoder:
         return data
 
     def _emit(self, packet: Packet) -> bytes:
+        if self._key is not None:
+            packet = seal(packet, self._key, self._frame)
         self.stats.add(packet)
         return packet.to_bytes()

@@ -50,4 +50,5 @@ class DropReason(str, enum.Enum):
     STALE = "stale"  # sequence number already emitted (late, reordered too far, duplicate)
     DUPLICATE = "duplicate"  # a packet with this sequence number is already buffered
     UNSYNCED = "unsynced"  # predicted packet after a loss: undecodable until the next intra
+    FORGED = "forged"  # an authenticated stream's packet whose tag does not verify (injected, altered, replayed)
     TOO_FAR = "too_far"  # a predicted packet further ahead than the decoder conceals; an intra one re-joins

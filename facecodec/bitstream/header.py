@@ -14,10 +14,12 @@ from .errors import BadMagicError, ChecksumError, InvalidFieldError, TruncatedEr
 from .quant import DEFAULT_STEPS, PerField, check_steps
 
 MAGIC = b"FCDC"
-VERSION = 2  # newest written; 1 (no expression channel) is still written and read when num_face is 0
+VERSION = 2  # newest written; 1 (neither expression channel nor tags) is still written and read
 _PREFIX = struct.Struct(">4sBH")  # magic, version, body_length
 _FIXED = struct.Struct(">BHHHHHddd")  # num_kp ... step_exp
-_FACE = struct.Struct(">IBd")  # version 2: face_basis, num_face, step_face
+_FEATURES = struct.Struct(">B")  # version 2: bit 0 the expression channel, bit 1 authenticated packets
+_FACE = struct.Struct(">IBd")  # version 2 with the expression channel: face_basis, num_face, step_face
+EXPRESSION, AUTHENTICATED = 0x01, 0x02
 _CRC = struct.Struct(">I")
 MAX_PRESET_LENGTH = 32
 MAX_SIDE = 4096  # pixels: far above any preset (256²), far below what a keyframe decode can afford
@@ -37,6 +39,7 @@ class StreamHeader:
     steps: PerField = DEFAULT_STEPS
     face_basis: int = 0  # `ExpressionBasis.id` the `face` coefficients refer to (0: no expression channel)
     num_face: int = 0  # P, expression-channel coefficients per frame
+    authenticated: bool = False  # every packet carries a tag (`bitstream.auth`)
 
     def __post_init__(self) -> None:
         _check_header(self)
@@ -53,8 +56,8 @@ class StreamHeader:
 
     @property
     def version(self) -> int:
-        """The layout `to_bytes` writes: 2 with the expression channel, else 1 (older readers read it)."""
-        return 2 if self.num_face else 1
+        """The layout `to_bytes` writes: 2 with the expression channel or tags, else 1 (older readers read it)."""
+        return 2 if self.num_face or self.authenticated else 1
 
     def to_bytes(self) -> bytes:
         """Serialised header, CRC included."""
@@ -63,7 +66,10 @@ class StreamHeader:
         body = bytes([len(preset)]) + preset + _FIXED.pack(
             self.num_kp, self.height, self.width, self.fps_num, self.fps_den, self.intra_interval, *steps)
         if self.version == 2:
-            body += _FACE.pack(self.face_basis, self.num_face, self.steps.face)
+            features = (EXPRESSION if self.num_face else 0) | (AUTHENTICATED if self.authenticated else 0)
+            body += _FEATURES.pack(features)
+            if self.num_face:
+                body += _FACE.pack(self.face_basis, self.num_face, self.steps.face)
         head = _PREFIX.pack(MAGIC, self.version, len(body)) + body
         return head + _CRC.pack(zlib.crc32(head))
 
@@ -94,17 +100,22 @@ def _parse_body(body: bytes, version: int) -> StreamHeader:
     preset = _take(body, 1, preset_length, "header preset")
     fields = _FIXED.unpack(_take(body, 1 + preset_length, _FIXED.size, "header fields"))
     num_kp, height, width, fps_num, fps_den, intra_interval, *steps = fields
-    face_basis, num_face = 0, 0
+    face_basis, num_face, features = 0, 0, 0
     if version == 2:
-        face_basis, num_face, step_face = _FACE.unpack(
-            _take(body, 1 + preset_length + _FIXED.size, _FACE.size, "header expression fields"))
-        steps.append(step_face)
-        if num_face == 0:
-            raise InvalidFieldError("header num_face out of range: a version-2 stream carries the expression channel")
+        at = 1 + preset_length + _FIXED.size
+        (features,) = _FEATURES.unpack(_take(body, at, _FEATURES.size, "header features"))
+        if features & ~(EXPRESSION | AUTHENTICATED) or not features:
+            raise InvalidFieldError(f"header features 0x{features:02x}: unknown bits, or none in a version-2 stream")
+        if features & EXPRESSION:
+            face_basis, num_face, step_face = _FACE.unpack(
+                _take(body, at + _FEATURES.size, _FACE.size, "header expression fields"))
+            steps.append(step_face)
+            if num_face == 0:
+                raise InvalidFieldError("header num_face out of range: the expression channel needs coefficients")
     if not preset.isascii():
         raise InvalidFieldError(f"header preset is not ASCII: {preset!r}")
     return StreamHeader(preset.decode("ascii"), num_kp, height, width, fps_num, fps_den,
-                        intra_interval, PerField(*steps), face_basis, num_face)
+                        intra_interval, PerField(*steps), face_basis, num_face, bool(features & AUTHENTICATED))
 
 
 def _check_header(header: StreamHeader) -> None:

@@ -29,10 +29,11 @@ def stream_bytes(header: StreamHeader, chunks: Iterable[bytes]) -> bytes:
     return header.to_bytes() + b"".join(chunks)
 
 
-def decode_stream(data: bytes, *, reorder_window: int = FILE_REORDER_WINDOW) -> DecodedStream:
-    """Decode header + packets; only a damaged header raises (a BitstreamError)."""
+def decode_stream(data: bytes, *, reorder_window: int = FILE_REORDER_WINDOW, key: bytes | None = None) -> DecodedStream:
+    """Decode header + packets; only a damaged header raises (a BitstreamError). `key`: the packet
+    key of an authenticated stream (`bitstream.auth`)."""
     header, offset = StreamHeader.parse(data)
-    decoder = Decoder(header, reorder_window=reorder_window)
+    decoder = Decoder(header, reorder_window=reorder_window, key=key)
     frames = decoder.push(data[offset:]) + decoder.flush()
     return DecodedStream(header, frames, decoder.stats, dict(decoder.drops))
 
@@ -44,7 +45,8 @@ def write_stream(path: str | os.PathLike, header: StreamHeader, chunks: Iterable
         return file.write(data)
 
 
-def read_stream(path: str | os.PathLike, *, reorder_window: int = FILE_REORDER_WINDOW) -> DecodedStream:
+def read_stream(path: str | os.PathLike, *, reorder_window: int = FILE_REORDER_WINDOW,
+                key: bytes | None = None) -> DecodedStream:
     """`decode_stream` of a file."""
     with open(path, "rb") as file:
-        return decode_stream(file.read(), reorder_window=reorder_window)
+        return decode_stream(file.read(), reorder_window=reorder_window, key=key)

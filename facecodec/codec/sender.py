@@ -56,13 +56,15 @@ class Sender:
     picture's WebP quality, 1…100 (a one-off cost: 90 ≈ 6–8 kB at 256², 100 about twice that).
     `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled. `expression`: the
     expression channel's sender (the header must name its basis, `stream_header(expression=...)`):
-    each keyframe carries the picture's face, each frame its code.
+    each keyframe carries the picture's face, each frame its code. `key`: the call's packet key
+    (`bitstream.auth`; the header must say `authenticated`).
     """
 
     def __init__(
         self, networks: Networks | None, header: StreamHeader, *, target_kbps: float | None = None,
         qscale: int = QSCALE_UNITY, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
         keyframe_quality: int = DEFAULT_QUALITY, batch: int = 8, expression: ExpressionSender | None = None,
+        key: bytes | None = None,
     ) -> None:
         if search is not None and refresh is not None:
             raise ValueError("the motion search works against the first keyframe: it does not combine with refresh")
@@ -74,7 +76,7 @@ class Sender:
         self.expression = expression
         face_of = expression.source_face if expression is not None else None
         self.encoder = Encoder(header, target_kbps=target_kbps, qscale=qscale, refresh=refresh,
-                               keyframe_quality=keyframe_quality, face_of=face_of)
+                               keyframe_quality=keyframe_quality, face_of=face_of, key=key)
         self.frames_sent = 0
         self.keyframe: np.ndarray | None = None  # the first keyframe as the receiver decodes it (for `search`)
         self.source_face: SourceFace | None = None  # its face (expression channel)
@@ -127,7 +129,8 @@ def encode_file(
 ) -> Sender:
     """Video file → stream file; returns the sender (its `stats` hold the bit rate). `options`: `Sender`'s."""
     frames = read_video(video, size=size, max_frames=max_frames)
-    header = stream_header(preset, num_kp, size, probe_fps(video), expression=options.get("expression"))
+    header = stream_header(preset, num_kp, size, probe_fps(video), expression=options.get("expression"),
+                           authenticated=options.get("key") is not None)
     sender = Sender(networks, header, **options)
     write_stream(out, header, sender.send(frames))
     return sender

@@ -48,7 +48,7 @@ def test_header_version_2_round_trips_and_version_1_is_unchanged():
     parsed, used = StreamHeader.parse(data + b"rest")
     assert parsed == HEADER and used == len(data)
     plain = StreamHeader()
-    assert plain.to_bytes()[4] == 1 and len(plain.to_bytes()) == len(data) - 13  # + basis, P, step
+    assert plain.to_bytes()[4] == 1 and len(plain.to_bytes()) == len(data) - 14  # + features, basis, P, step
     assert StreamHeader.parse(plain.to_bytes())[0].num_face == 0
     with pytest.raises(InvalidFieldError, match="face_basis"):
         StreamHeader(face_basis=7)  # a basis without coefficients

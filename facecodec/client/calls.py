@@ -22,6 +22,7 @@ from ..bitstream import Decoder, RefreshPolicy, read_stream, stream_bytes
 from ..codec.pipeline import ViewEdit, check_stream, encode_frames, images_to_batch
 from ..codec.receiver import frame_request, frame_requests
 from ..codec.sender import Sender, encode_file, stream_header
+from ..bitstream.auth import new_key
 from ..expression import ExpressionSender
 from ..codec.session import FrameRequest
 from ..media import probe_fps, read_image, read_video, to_frames, write_video
@@ -47,7 +48,7 @@ class Connection:
 
 def encode(
     conn: Connection, video: Path, out: Path, *, max_frames: int | None = None, target_kbps: float | None = None,
-    refresh: RefreshPolicy | None = None, expression: ExpressionSender | None = None,
+    refresh: RefreshPolicy | None = None, expression: ExpressionSender | None = None, key: bytes | None = None,
 ) -> Sender:
     """Video → motion_encoder over gRPC (and the expression channel's landmarks here) → packets →
     stream file; returns the sender (for its stats)."""
@@ -55,14 +56,17 @@ def encode(
     try:
         served = networks.served_model()
         return encode_file(networks, video, out, preset=served.preset, num_kp=served.num_kp, size=served.image_size,
-                           max_frames=max_frames, target_kbps=target_kbps, refresh=refresh, expression=expression)
+                           max_frames=max_frames, target_kbps=target_kbps, refresh=refresh, expression=expression,
+                           key=key)
     finally:
         networks.close()
 
 
-def decode(conn: Connection, stream: Path, out: Path | None = None, *, view: ViewEdit | None = None) -> np.ndarray:
-    """Stream file → one decoder session over one gRPC stream → (T, S, S, 3) uint8 frames (+ MP4)."""
-    decoded = read_stream(stream)
+def decode(conn: Connection, stream: Path, out: Path | None = None, *, view: ViewEdit | None = None,
+           key: bytes | None = None) -> np.ndarray:
+    """Stream file → one decoder session over one gRPC stream → (T, S, S, 3) uint8 frames (+ MP4);
+    `key`: the packet key of an authenticated stream."""
+    decoded = read_stream(stream, key=key)
     networks = conn.networks()
     try:
         served = networks.served_model()
@@ -102,9 +106,9 @@ class _Receiver:
     decoder → decoder session; records each frame and its arrival time. A receiver that falls behind
     never holds up the sender's capture."""
 
-    def __init__(self, session: DecoderSession, header, total: int):
+    def __init__(self, session: DecoderSession, header, total: int, key: bytes | None = None):
         self.session, self.total = session, total
-        self.decoder = Decoder(header)
+        self.decoder = Decoder(header, key=key)
         self.link: queue.Queue[bytes | None] = queue.Queue()
         self.frames: dict[int, np.ndarray] = {}
         self.arrived: dict[int, float] = {}
@@ -166,20 +170,24 @@ def call(
     refresh: RefreshPolicy | None = None,
     progress: Callable[[str], None] | None = None,
     expression: ExpressionSender | None = None,
+    authenticate: bool = False,
 ) -> CallResult:
     """Sender and receiver of one call in one process, the sender paced at the clip's frame rate.
     `out_dir` receives decoded.mp4, side_by_side.mp4 and stream.fcdc. `expression`: the expression
-    channel's sender (MediaPipe in this process), None for head motion only."""
+    channel's sender (MediaPipe in this process), None for head motion only. `authenticate`: a fresh
+    per-call key tags every packet, and the receiver drops any that does not verify."""
     networks = conn.networks()
     served = networks.served_model()
     frames = read_video(video, size=served.image_size, max_frames=max_frames)
     fps = probe_fps(video)
-    header = stream_header(served.preset, served.num_kp, served.image_size, fps, expression=expression)
-    sender = Sender(networks, header, target_kbps=target_kbps, refresh=refresh, expression=expression)
+    key = new_key() if authenticate else None
+    header = stream_header(served.preset, served.num_kp, served.image_size, fps, expression=expression,
+                           authenticated=authenticate)
+    sender = Sender(networks, header, target_kbps=target_kbps, refresh=refresh, expression=expression, key=key)
     captured: dict[int, float] = {}
     packets: list[bytes] = []
     with conn.session() as session:
-        rx = _Receiver(session, header, len(frames))
+        rx = _Receiver(session, header, len(frames), key)
         t0 = next_report = time.monotonic()
         for n in range(len(frames)):
             if realtime:

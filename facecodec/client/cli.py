@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..bitstream.auth import add_key_argument, read_key
 from ..bitstream.refresh import RefreshPolicy
 from ..codec.pipeline import ViewEdit
 from ..commands import run_command
@@ -45,7 +46,8 @@ def _view(args) -> ViewEdit | None:
 
 def cmd_encode(args, conn) -> int:
     encoder = calls.encode(conn, args.video, args.out, max_frames=args.max_frames, target_kbps=args.kbps,
-                           refresh=RefreshPolicy.from_arguments(args), expression=expression_sender(args.expression))
+                           refresh=RefreshPolicy.from_arguments(args), expression=expression_sender(args.expression),
+                           key=read_key(args.key_file) if args.key_file else None)
     stats = encoder.stats
     motion = stats.kbps(keyframes=False)
     print(f"{args.out}: {stats.frames} frames, {stats.kbps():.1f} kbit/s ({motion:.1f} without the keyframe)")
@@ -53,7 +55,8 @@ def cmd_encode(args, conn) -> int:
 
 
 def cmd_decode(args, conn) -> int:
-    frames = calls.decode(conn, args.stream, args.out, view=_view(args))
+    frames = calls.decode(conn, args.stream, args.out, view=_view(args),
+                          key=read_key(args.key_file) if args.key_file else None)
     print(f"{args.out}: {len(frames)} frames")
     return 0
 
@@ -69,6 +72,7 @@ def cmd_call(args, conn) -> int:
         refresh=RefreshPolicy.from_arguments(args),
         progress=print,
         expression=expression_sender(args.expression),
+        authenticate=args.authenticate,
     ).report
     summary = report.as_dict()
     if args.out:
@@ -116,12 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
     RefreshPolicy.add_arguments(p)
     add_expression_argument(p)
+    add_key_argument(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", parents=[shared], help="stream file → decoder session → MP4")
     p.add_argument("stream", type=Path)
     p.add_argument("-o", "--out", type=Path, required=True, help="MP4 to write")
     _view_args(p)
+    add_key_argument(p)
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("call", parents=[shared], help="sender + receiver of one call, paced in real time")
@@ -132,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-realtime", action="store_true", help="send frames as fast as possible")
     RefreshPolicy.add_arguments(p)
     add_expression_argument(p)
+    p.add_argument("--authenticate", action="store_true",
+                   help="tag every packet with a fresh per-call key; the receiver drops any that does not verify")
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("reenact", parents=[shared], help="portrait driven by another person's video")

@@ -173,3 +173,17 @@ def test_call_and_reenact_with_the_expression_channel(conn, local, clip, tmp_pat
     assert read_stream(tmp_path / "stream.fcdc").header.num_face > 0 and result.report.frames == 8
     frames = calls.reenact(conn, clip, clip, max_frames=6, expression=expression)
     assert frames.shape == (6, 256, 256, 3)
+
+
+def test_an_authenticated_call_and_stream(conn, local, clip, tmp_path):
+    from facecodec.bitstream.auth import write_key
+
+    result = calls.call(conn, clip, tmp_path, max_frames=6, realtime=False, authenticate=True)
+    assert result.report.frames == 6
+    assert read_stream(tmp_path / "stream.fcdc", key=b"-" * 32).drops  # another key: every packet forged
+    key = write_key(tmp_path / "k")
+    calls.encode(conn, clip, tmp_path / "a.fcdc", max_frames=4, key=key)
+    frames = calls.decode(conn, tmp_path / "a.fcdc", key=key)
+    assert frames.shape == (4, 256, 256, 3)
+    with pytest.raises(ValueError, match="packet key"):
+        calls.decode(conn, tmp_path / "a.fcdc")

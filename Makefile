@@ -8,7 +8,7 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu lint export engines bench demo serve eval clean
+.PHONY: setup system-deps test test-slow test-gpu fuzz lint export engines bench demo serve eval clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,12 @@ $(STAMP): pyproject.toml | system-deps
 
 test: setup
 	$(PY) -m pytest -m "not slow and not gpu" -q $(PYTEST_ARGS)
+
+# The receiver's parsers on 100,000 mutated streams, datagrams and session requests (figures: docs/reliability.md)
+FUZZ_CASES ?= 100000
+fuzz: setup
+	@mkdir -p $(ARTIFACTS)
+	$(PY) -m facecodec.tools.fuzz --cases $(FUZZ_CASES) --seed 1 --report $(ARTIFACTS)/fuzz.json
 
 test-slow: setup
 	$(PY) -m pytest -m "slow" -q $(PYTEST_ARGS)

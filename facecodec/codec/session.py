@@ -49,7 +49,10 @@ class FrameRequest:
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray | None]) -> "FrameRequest":
         """From the decoder's tensors by io_spec name plus the controls START, END, READY, CORRID
-        (absent optional inputs are None). Arrays are copied: Triton reuses request memory."""
+        (absent optional inputs are None). Arrays are copied: Triton reuses request memory. A tensor
+        of the wrong rank, empty, or not finite (NaN only where it means "keep": view_override) is
+        a SessionError naming it."""
+        tensors = _checked(tensors)
         flag = lambda name: bool(tensors.get(name) is not None and np.asarray(tensors[name]).reshape(-1)[0])  # noqa: E731
         present = [n for n in MOTION_NAMES if tensors.get(n) is not None]
         if present and len(present) != len(MOTION_NAMES):
@@ -104,6 +107,30 @@ class FrameRequest:
         if self.relative:
             out["relative"] = np.array([[True]])
         return out
+
+
+# rank of each request tensor, batch axis included (the Triton configs fix the dims; in-process
+# callers and fuzzed inputs get the same check)
+_RANKS = {"source_image": 4, "rotation": 2, "translation": 2, "expression": 3, "face": 2, "source_face_points": 3,
+          "source_face_map": 3, "source_face_code": 2, "view_override": 2, "view_offset": 2, "frontalise": 2,
+          "relative": 2}
+_NAN_MEANS_KEEP = {"view_override"}
+
+
+def _checked(tensors: dict[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
+    if tensors.get("CORRID") is None or np.asarray(tensors["CORRID"]).size == 0:
+        raise SessionError("request without a correlation id")
+    for name, value in tensors.items():
+        if value is None:
+            continue
+        array = np.asarray(value)
+        rank = _RANKS.get(name)
+        if array.size == 0 or (rank is not None and array.ndim != rank):
+            raise SessionError(f"{name}: expected {rank or 'a'}-dimensional non-empty tensor, got shape {array.shape}")
+        if array.dtype.kind == "f" and not np.isfinite(array[~np.isnan(array)] if name in _NAN_MEANS_KEEP
+                                                       else array).all():
+            raise SessionError(f"{name}: values must be finite")
+    return tensors
 
 
 def view_edit(override: np.ndarray | None, offset: np.ndarray | None, frontalise: bool) -> ViewEdit | None:

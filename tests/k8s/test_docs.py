@@ -16,12 +16,12 @@ DOC = " ".join((REPO / "docs" / "kubernetes.md").read_text().split())  # line br
 
 
 def test_every_manifest_is_in_the_table_and_exists():
-    listed = set(re.findall(r"`((?:base|monitoring|overlays/\*|overlays/gpu)/[a-z-]+\.yaml)`", DOC))
-    on_disk = {str(p.relative_to(K8S)) for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    listed = set(re.findall(r"`((?:base|monitoring|overlays/[*a-z]+)/[a-z-]+\.(?:yaml|env))`", DOC))
     expanded = {p.replace("overlays/*", f"overlays/{o}") for p in listed for o in ("cpu", "gpu")}
-    assert on_disk <= expanded | listed, on_disk - expanded - listed
-    assert {p for p in expanded | listed if "*" not in p} - on_disk <= {"overlays/cpu/hpa.yaml",
-                                                                       "overlays/cpu/configmap.yaml"}
+    on_disk = {str(p.relative_to(K8S)) for p in K8S.rglob("*") if p.suffix in (".yaml", ".env")
+               and p.name != "kustomization.yaml"}
+    assert on_disk <= expanded, f"not in docs/kubernetes.md: {sorted(on_disk - expanded)}"
+    assert {p for p in listed if "*" not in p} <= on_disk  # nothing listed that is gone
 
 
 @pytest.mark.parametrize("overlay", ["cpu", "gpu"], ids=["overlays/cpu", "overlays/gpu"])

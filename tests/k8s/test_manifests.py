@@ -244,7 +244,11 @@ def test_drain_window_fits_the_grace_period(overlay):
     command = " ".join(container.get("command", []) + container.get("args", []))
     # the server's drain window is the ConfigMap's value, by reference
     assert re.search(r"(--drain-seconds|--exit-timeout-secs=?)\s*\$\(FACECODEC_DRAIN_SECONDS\)", command), command
-    assert {"configMapRef": {"name": "facecodec-server"}} in container["envFrom"]
+    generated = find(docs, "ConfigMap", "facecodec-server")["metadata"]["name"]
+    assert generated != "facecodec-server"  # a hash in the name: changing a flag rolls the pods
+    assert {"configMapRef": {"name": generated}} in container["envFrom"]
+    (ref,) = [e["valueFrom"]["configMapKeyRef"] for e in container["env"] if e["name"] == "FACECODEC_DRAIN_SECONDS"]
+    assert ref == {"name": generated, "key": "FACECODEC_DRAIN_SECONDS"}  # named for the $(...) expansion
     assert spec["terminationGracePeriodSeconds"] >= float(pre_stop[1]) + drain + 15
     # readiness fails within one period once the server drains
     assert container["readinessProbe"]["failureThreshold"] * container["readinessProbe"]["periodSeconds"] <= 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,7 +65,12 @@ def yaml_to_json(text: str):
     return json.loads(result.stdout)
 
 
+def named(doc: dict, name: str) -> bool:
+    """`name`, or a kustomize-generated `name-<hash>` (a ConfigMap from configMapGenerator)."""
+    return re.fullmatch(re.escape(name) + r"(-[a-z0-9]{10})?", doc["metadata"]["name"]) is not None
+
+
 def find(docs, kind: str, name: str | None = None) -> dict:
-    matches = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    matches = [d for d in docs if d["kind"] == kind and (name is None or named(d, name))]
     assert len(matches) == 1, f"{len(matches)} {kind} named {name}"
     return matches[0]

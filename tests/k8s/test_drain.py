@@ -53,7 +53,8 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.1):
 def run_call(results: dict, name: str, conn: Connection, tmp_path, frames: int) -> threading.Thread:
     def target():
         try:
-            results[name] = call(conn, SAMPLE_CLIP, tmp_path / name, max_frames=frames, realtime=True)
+            results[name] = call(conn, SAMPLE_CLIP, max_frames=frames, realtime=True)
+            (tmp_path / f"{name}.fcdc").write_bytes(results[name].stream)  # the packets the link carried
         except BaseException as err:  # noqa: BLE001 - handed to the test
             results[name] = err
 
@@ -70,8 +71,9 @@ def test_sigterm_drains_and_a_killed_pods_call_moves(prepared, local, tmp_path):
         # both calls' sessions open on A (B is their next server); their senders use B's motion_encoder
         conn = Connection(b.grpc_url, timeout=240.0, decoders=(a.grpc_url, b.grpc_url))
         results: dict = {}
-        short = run_call(results, "short", conn, tmp_path, frames=10)
-        long = run_call(results, "long", conn, tmp_path, frames=60)
+        # paced at 25 fps: the short call lives at least 1 s, the long one at least 3.6 s, on any machine
+        short = run_call(results, "short", conn, tmp_path, frames=25)
+        long = run_call(results, "long", conn, tmp_path, frames=90)
         wait_for(lambda: model_metric(a.metrics(), ACTIVE_SESSIONS, "decoder") == 2, 180, "both calls live on A")
 
         a.terminate()
@@ -84,16 +86,17 @@ def test_sigterm_drains_and_a_killed_pods_call_moves(prepared, local, tmp_path):
         with pytest.raises(ClientError, match="Server (exiting|is stopping)"):
             refused.send(FrameRequest(1, start=True, source_image=source, motion=encode_frames(local, source)))
 
+        # the short call ends on A (its END frees its session: the gauge, still served, drops to 1) while
+        # A keeps running for the long one
+        wait_for(lambda: model_metric(a.metrics(), ACTIVE_SESSIONS, "decoder") == 1, 300, "the short call's end")
+        assert a.proc.poll() is None, "A exited with a call still live"
+        a.kill()  # the grace period is over
+        t_kill = time.monotonic()
         short.join(300)
         done = results["short"]
         assert not isinstance(done, BaseException), done
         assert done.report.lost_frames == [] and done.report.reconnects == []  # finished on A, whole
-        assert_close_frames(done.frames, local_decode(local, tmp_path / "short" / "stream.fcdc"))
-        assert a.proc.poll() is None, "A exited with a call still live"
-        assert model_metric(a.metrics(), ACTIVE_SESSIONS, "decoder") == 1  # the long call; metrics still served
-
-        a.kill()  # the grace period is over
-        t_kill = time.monotonic()
+        assert_close_frames(done.frames, local_decode(local, tmp_path / "short.fcdc"))
         long.join(300)
         moved = results["long"]
         assert not isinstance(moved, BaseException), moved
@@ -104,7 +107,7 @@ def test_sigterm_drains_and_a_killed_pods_call_moves(prepared, local, tmp_path):
         assert sum(g["frames"] for g in report.gaps) == len(report.lost_frames)
         delivered = [n for n in range(report.frames) if n not in set(report.lost_frames)]
         assert len(delivered) > report.frames // 2
-        expected = local_decode(local, tmp_path / "long" / "stream.fcdc")
+        expected = local_decode(local, tmp_path / "long.fcdc")
         assert_close_frames(moved.frames[delivered], expected[delivered])
         print(
             f"\nA not ready {1e3 * not_ready_s:.0f} ms after SIGTERM; short call whole on A; long call moved to B "

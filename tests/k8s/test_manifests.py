@@ -177,6 +177,7 @@ def test_pdb_and_hpa_target_the_deployment(overlay):
     pdb = find(docs, "PodDisruptionBudget")["spec"]
     assert ("minAvailable" in pdb) != ("maxUnavailable" in pdb)
     assert isinstance(pdb.get("maxUnavailable", pdb.get("minAvailable")), int)  # the validator lets "one" pass
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # a stuck or draining pod never blocks a node drain
     hpa = find(docs, "HorizontalPodAutoscaler")
     ref = hpa["spec"]["scaleTargetRef"]
     assert (ref["apiVersion"], ref["kind"], ref["name"]) == (dep["apiVersion"], dep["kind"], dep["metadata"]["name"])

@@ -123,3 +123,13 @@ def test_sigterm_drains_and_a_killed_pods_call_moves(prepared, local, tmp_path):
         for server in (a, b):
             if server.proc.poll() is None:
                 server.kill()
+
+
+def test_the_drain_window_is_tritons_exit_timeout_and_the_stop_waits_for_it(tmp_path):
+    from facecodec.serving.server import DRAIN_MARGIN_S, TritonServer
+
+    server = TritonServer(tmp_path, drain_seconds=299.5, log_path="-")
+    assert "--exit-timeout-secs=300" in server.command()
+    assert server.stop_timeout == 299.5 + DRAIN_MARGIN_S and server.log_path is None
+    plain = TritonServer(tmp_path)
+    assert not any(a.startswith("--exit-timeout-secs") for a in plain.command()) and plain.stop_timeout == 30

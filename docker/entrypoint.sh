@@ -10,8 +10,15 @@
 #   FACECODEC_SERVING_ARGS  serving settings, e.g. "--preset vox256 --max-batch-size 16"
 #   FACECODEC_WEIGHTS       weights file (default: the shipped weights of the preset)
 #   FACECODEC_PLUGIN_LIB    the plugin library (set by the image)
+#   FACECODEC_ENTRYPOINT_MODE  all (default): 1-4; prepare: 1-3 only (a Kubernetes init container);
+#                           serve: 4 only, on a $STATE prepared before (mounted read-only; k8s/overlays/gpu)
 set -euo pipefail
 
+MODE=${FACECODEC_ENTRYPOINT_MODE:-all}
+case "$MODE" in
+  all|prepare|serve) ;;
+  *) echo "[facecodec] FACECODEC_ENTRYPOINT_MODE=$MODE: expected all, prepare or serve" >&2; exit 2 ;;
+esac
 HOME_DIR=${FACECODEC_HOME:-/opt/facecodec}
 STATE=${FACECODEC_STATE:-/var/lib/facecodec}
 read -r -a SETTINGS <<< "${FACECODEC_SERVING_ARGS:-}"
@@ -24,13 +31,19 @@ if ! command -v trtexec >/dev/null && [ ! -x /usr/src/tensorrt/bin/trtexec ]; th
   export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$HOME_DIR/lib/tensorrt"
 fi
 
-mkdir -p "$STATE"
-log "preparing $STATE (export if needed, repository) with settings: ${SETTINGS[*]:-defaults}"
-ONNX_DIR=$(python3 -m facecodec.serving.gpu --prepare "$STATE" "${SETTINGS[@]}")
+if [ "$MODE" != serve ]; then
+  mkdir -p "$STATE"
+  log "preparing $STATE (export if needed, repository) with settings: ${SETTINGS[*]:-defaults}"
+  ONNX_DIR=$(python3 -m facecodec.serving.gpu --prepare "$STATE" "${SETTINGS[@]}")
 
-log "engines (GPU: $(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader | head -n 1))"
-python3 -m export.engines --onnx-dir "$ONNX_DIR" --repository "$STATE/repository" --work-dir "$STATE/build" \
-  --if-stale "${SETTINGS[@]}"
+  log "engines (GPU: $(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader | head -n 1))"
+  python3 -m export.engines --onnx-dir "$ONNX_DIR" --repository "$STATE/repository" --work-dir "$STATE/build" \
+    --if-stale "${SETTINGS[@]}"
+fi
+if [ "$MODE" = prepare ]; then
+  log "prepared $STATE (FACECODEC_ENTRYPOINT_MODE=prepare: not starting tritonserver)"
+  exit 0
+fi
 
 # One line per GPU; `nvidia-smi -L` would also list each MIG instance under its GPU.
 GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)

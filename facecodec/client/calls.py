@@ -27,7 +27,8 @@ from ..expression import ExpressionSender
 from ..codec.session import FrameRequest
 from ..media import probe_fps, read_image, read_video, to_frames, write_video
 from ..quality import psnr
-from .remote import DEFAULT_URL, ClientError, DecoderSession, RemoteNetworks
+from .reconnect import ReconnectingSession, SessionLost, gaps
+from .remote import DEFAULT_URL, ClientError, RemoteNetworks
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -38,12 +39,16 @@ class Connection:
     url: str = DEFAULT_URL
     timeout: float | None = 60.0
     verbose: bool = False
+    decoders: tuple[str, ...] = ()  # servers of the call's decoder session, in order (default: url)
 
     def networks(self) -> RemoteNetworks:
         return RemoteNetworks(self.url, timeout=self.timeout, verbose=self.verbose)
 
-    def session(self, **kw) -> DecoderSession:
-        return DecoderSession(self.url, timeout=self.timeout, verbose=self.verbose, **kw)
+    def session(self, **kw) -> ReconnectingSession:
+        """The call's decoder session; it re-opens on the next of `decoders` (or on the same address,
+        e.g. a Kubernetes Service, which reaches another pod) when its server goes away mid-call."""
+        urls = self.decoders or (self.url,)
+        return ReconnectingSession(urls, timeout=self.timeout, verbose=self.verbose, **kw)
 
 
 def encode(
@@ -96,6 +101,9 @@ class CallReport:
     psnr_db: float  # decoded vs the sender's frames
     keyframes: int = 1  # the first + refreshes
     outputs: dict[str, str] = field(default_factory=dict)
+    lost_frames: list[int] = field(default_factory=list)  # lost with a server that went away (shown: the last frame)
+    gaps: list[dict] = field(default_factory=list)  # each run of lost frames: first, frames, ms
+    reconnects: list[dict] = field(default_factory=list)  # each move of the call to another server
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +114,7 @@ class _Receiver:
     decoder → decoder session; records each frame and its arrival time. A receiver that falls behind
     never holds up the sender's capture."""
 
-    def __init__(self, session: DecoderSession, header, total: int, key: bytes | None = None):
+    def __init__(self, session: ReconnectingSession, header, total: int, key: bytes | None = None):
         self.session, self.total = session, total
         self.decoder = Decoder(header, key=key)
         self.link: queue.Queue[bytes | None] = queue.Queue()
@@ -207,11 +215,13 @@ def call(
                 next_report += 1.0
                 progress(_live_line(rx, captured, t0))
     networks.close()
-    if len(rx.frames) != len(frames):
-        first = next(iter(rx.failed.values()), "no response")
+    lost = sorted(n for n, err in rx.failed.items() if isinstance(err, SessionLost))
+    if len(rx.frames) + len(lost) != len(frames) or not rx.frames:
+        first = next((e for e in rx.failed.values() if not isinstance(e, SessionLost)), "no response")
         raise ClientError(f"{len(frames) - len(rx.frames)} of {len(frames)} frames failed to decode; first: {first}")
-    decoded = to_frames(np.concatenate([rx.frames[n] for n in range(len(frames))]))
-    latency = [1e3 * (rx.arrived[n] - captured[n]) for n in range(len(frames))]
+    shown = [max((d for d in rx.frames if d <= n), default=min(rx.frames)) for n in range(len(frames))]
+    decoded = to_frames(np.concatenate([rx.frames[n] for n in shown]))
+    latency = [1e3 * (rx.arrived[n] - captured[n]) for n in sorted(rx.frames)]
     report = CallReport(
         frames=len(frames),
         fps_target=fps,
@@ -223,6 +233,9 @@ def call(
         keyframe_bytes=sender.stats.keyframe_bytes,
         psnr_db=psnr(decoded, frames, per_frame=False),
         keyframes=sender.stats.keyframes,
+        lost_frames=lost,
+        gaps=[asdict(g) for g in gaps(rx.arrived, lost)],
+        reconnects=[asdict(r) for r in session.reconnects],
     )
     stream = stream_bytes(header, packets)
     if out_dir is not None:

@@ -93,6 +93,7 @@ class DecoderModel(_Model):
         from ..codec.session import HostArrays, SessionStore
         from .bls import BlsNetworks, RoutedNetworks, gpu_session_parts
         from .configs import CONTROLS, CORRID, WARP_FILE
+        from .metrics import SessionGauge
 
         super().__init__(args)
         if args.get("model_instance_kind") == "GPU":
@@ -109,6 +110,7 @@ class DecoderModel(_Model):
             idle_s=float(self.params["session_idle_s"]),
         )
         self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
+        self.gauge = SessionGauge(self.pb, self.name, args["model_version"], args["model_instance_name"])
 
     def execute(self, requests: list) -> list:
         from ..codec.session import FrameRequest
@@ -124,6 +126,7 @@ class DecoderModel(_Model):
         except Exception as err:  # noqa: BLE001 - last resort: answer every request rather than raise
             log.exception("decoder batch failed")
             results = [err] * len(frames)
+        self.gauge.set(len(self.store))
         return [self.response(r if isinstance(r, Exception) else {"output_image": r}) for r in results]
 
     def finalize(self) -> None:

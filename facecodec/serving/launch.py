@@ -18,11 +18,20 @@ from .settings import ServingSettings, add_arguments
 log = logging.getLogger(__name__)
 
 
-def add_repository_arguments(p: argparse.ArgumentParser) -> None:
+def add_repository_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """--repository, --onnx and the serving settings: every command that serves (serve, the demo)."""
-    p.add_argument("--repository", type=Path, required=True, help="model repository (configs + model.py)")
-    p.add_argument("--onnx", type=Path, required=True, help="export directory (exported here if missing or stale)")
+    p.add_argument("--repository", type=Path, required=required, help="model repository (configs + model.py)")
+    p.add_argument("--onnx", type=Path, required=required, help="export directory (exported here if missing or stale)")
     add_arguments(p)
+
+
+def prepare(
+    template: Path, onnx_dir: Path, settings: ServingSettings, out: Path, *, weights: Path | None = None
+) -> Path:
+    """A servable repository at `out`: the export (made if missing or stale), configs rendered for
+    `settings`, the model.py files. A pod's init container runs this; the server mounts `out` read-only."""
+    repository.ensure_export(onnx_dir, settings.preset, weights=weights)
+    return repository.stage(template, Path(out), onnx_dir, settings)
 
 
 @contextlib.contextmanager
@@ -72,7 +81,9 @@ def status_lines(server: TritonServer) -> list[str]:
         f"HTTP     {server.http_url}  (health: /v2/health/ready)",
         f"metrics  {server.metrics_url}",
         "models   " + ", ".join(f"{m} (ready)" for m in server.models),
-        f"log      {server.log_path}",
+        f"log      {server.log_path or 'stdout'}",
+        f"pid      {server.process.pid if server.process else '-'} (SIGTERM drains for up to "
+        f"{server.drain_seconds if server.drain_seconds is not None else 30:g} s)",
     ]
 
 

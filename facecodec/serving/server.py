@@ -7,6 +7,12 @@ tail is part of the error.
 
     with TritonServer(repository) as server:      # free ports unless given
         client = grpcclient.InferenceServerClient(server.grpc_url)
+
+Stopping drains: on SIGTERM tritonserver closes its HTTP endpoint (health checks fail, so a
+Kubernetes pod turns not-ready), refuses new sequences ("Server is stopping") and keeps serving the
+live ones, counting each live call session as in flight, for up to `drain_seconds`
+(`--exit-timeout-secs`); it exits a few seconds after the last call ends. `stop` waits that long
+and logs the live sessions meanwhile; only then does it kill.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import re
 import shutil
@@ -29,9 +36,11 @@ import urllib.request
 from pathlib import Path
 
 from .. import io_spec
+from .metrics import ACTIVE_SESSIONS
 
 log = logging.getLogger(__name__)
 BACKENDS_ENV = "FACECODEC_TRITON_BACKENDS"
+DRAIN_MARGIN_S = 20.0  # after the drain window: the models unload (≈ 4 s measured) and the process exits
 # E-level lines and protobuf/loader errors; the CPU-only CUDA/NVML/DCGM complaints are not causes
 ERROR_LINE = re.compile(r"^(E\d{4} |\[libprotobuf ERROR|error:)(?!.*(CudaDriverHelper|NVML|DCGM|pinned))")
 
@@ -113,6 +122,7 @@ class TritonServer:
         startup_timeout: float = 180.0,
         stop_timeout: float = 30.0,
         models: list[str] | None = None,
+        drain_seconds: float | None = None,
     ):
         self.repository = Path(repository).resolve()
         self.host = host
@@ -123,9 +133,14 @@ class TritonServer:
         if log_path is None:
             fd, log_path = tempfile.mkstemp(prefix="tritonserver-", suffix=".log")
             os.close(fd)
-        self.log_path = Path(log_path)
+        self.log_path = None if str(log_path) == "-" else Path(log_path)  # "-": our stdout (a pod's log)
         self.backend_dir = backend_dir
         self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
+        # SIGTERM drains live call sessions for this long (Triton's own default is 30 s); the stop
+        # waits for it, plus time to unload the models, before it kills
+        self.drain_seconds = drain_seconds
+        if drain_seconds is not None:
+            self.stop_timeout = max(stop_timeout, drain_seconds + DRAIN_MARGIN_S)
         self.models = models if models is not None else list(io_spec.SERVED)
         self.process: subprocess.Popen | None = None
 
@@ -157,12 +172,13 @@ class TritonServer:
             f"--metrics-port={self.metrics_port}",
             "--disable-auto-complete-config",  # serve the committed configs exactly
             "--log-info=true",
+            *([f"--exit-timeout-secs={math.ceil(self.drain_seconds)}"] if self.drain_seconds is not None else []),
         ]
 
     def start(self) -> None:
         if self.process is not None:
             raise ServerError("server already started")
-        with open(self.log_path, "wb") as out:
+        with open(self.log_path, "wb") if self.log_path else contextlib.nullcontext() as out:
             self.process = subprocess.Popen(
                 self.command(),
                 stdout=out,
@@ -175,7 +191,7 @@ class TritonServer:
             self.process.pid,
             self.grpc_url,
             self.http_url,
-            self.log_path,
+            self.log_path or "stdout",
         )
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -200,15 +216,34 @@ class TritonServer:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(self.stop_timeout)
+                self._wait_draining(proc, self.stop_timeout)
             except subprocess.TimeoutExpired:
                 log.warning("tritonserver pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, self.stop_timeout)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         return proc.returncode
 
+    def _wait_draining(self, proc: subprocess.Popen, timeout: float, every: float = 10.0) -> None:
+        """Wait for the exit; while it drains, log the live sessions every `every` s (the metrics
+        endpoint stays up until the end)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                proc.wait(min(every, max(deadline - time.monotonic(), 0.0)))
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+            try:
+                live = sum(v for k, v in self.metrics().items() if k.startswith(ACTIVE_SESSIONS + "{"))
+                log.info("tritonserver pid %d draining: %d live call sessions", proc.pid, live)
+            except OSError:
+                log.info("tritonserver pid %d draining", proc.pid)
+
     def log_tail(self, lines: int = 30) -> str:
         """The log's error lines (Triton prints the cause early, the shutdown noise last) and its tail."""
+        if self.log_path is None:
+            return "(the server logs to stdout)"
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:

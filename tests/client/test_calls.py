@@ -143,7 +143,7 @@ def test_cli_reports_an_unreachable_server(tmp_path, stream_factory, caplog):
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def expression(expression_sender):
     return expression_sender
 

@@ -20,7 +20,7 @@ def lite():
     return TorchNetworks(build_model("lite"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def expression(expression_sender):
     return expression_sender
 

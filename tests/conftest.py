@@ -64,3 +64,16 @@ def torch_free_venv(tmp_path_factory, wheel) -> Path:
     from .packaging import client_venv
 
     return client_venv(tmp_path_factory.mktemp("client") / "venv", wheel)
+
+
+@pytest.fixture(scope="session")
+def expression_sender():
+    """The expression channel's sender (MediaPipe landmarks); skips without mediapipe."""
+    from facecodec.expression import ExpressionSender
+
+    try:
+        sender = ExpressionSender()
+    except ImportError as err:
+        pytest.skip(str(err))
+    yield sender
+    sender.close()

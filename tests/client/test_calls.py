@@ -143,16 +143,9 @@ def test_cli_reports_an_unreachable_server(tmp_path, stream_factory, caplog):
     )
 
 
-@pytest.fixture(scope="module")
-def expression():
-    from facecodec.expression import ExpressionSender
-
-    try:
-        sender = ExpressionSender()
-    except ImportError as err:
-        pytest.skip(str(err))
-    yield sender
-    sender.close()
+@pytest.fixture(scope="session")
+def expression(expression_sender):
+    return expression_sender
 
 
 def test_expression_channel_through_the_server_matches_in_process(conn, local, clip, tmp_path, expression):

@@ -12,7 +12,6 @@ from facecodec.codec.receiver import frame_requests, receive
 from facecodec.codec.sender import Sender, stream_header
 from facecodec.codec.session import FrameRequest
 from facecodec.eval.metrics import mouth_opening
-from facecodec.expression import ExpressionSender
 from facecodec.weights import build_model
 
 
@@ -21,14 +20,9 @@ def lite():
     return TorchNetworks(build_model("lite"))
 
 
-@pytest.fixture(scope="module")
-def expression():
-    try:
-        sender = ExpressionSender()
-    except ImportError as err:
-        pytest.skip(str(err))
-    yield sender
-    sender.close()
+@pytest.fixture(scope="session")
+def expression(expression_sender):
+    return expression_sender
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ class CodecRun:
     motion_kbps: float  # motion packets only
     keyframe_bytes: int  # the first keyframe (what the repeat-source baseline costs)
     keyframes: int = 1  # the first + refreshes (their bytes are in `kbps`)
+    stream: bytes = b""  # the whole bitstream (header, keyframes, motion), as `facecodec decode` reads it
 
 
 def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = None, relative: bool = False,
@@ -72,6 +73,7 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
         keyframe_bytes=next(len(p.to_bytes()) for p in scan_packets(data[len(header.to_bytes()):])
                             if p.type == PacketType.KEYFRAME),
         keyframes=len(sources),
+        stream=data,
     )
 
 

@@ -49,10 +49,11 @@ def validation_clips(manifest: Path) -> list[Path]:
 
 
 def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
-                  video_dir: Path | None, refresh: RefreshPolicy | None = None,
+                  video_dir: Path | None, stream_dir: Path | None = None, refresh: RefreshPolicy | None = None,
                   refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY,
                   expression: ExpressionSender | None = None) -> ClipResult:
-    """One clip: codec and baseline against the original; writes the side-by-side video if asked."""
+    """One clip: codec and baseline against the original; writes the side-by-side video and the
+    bitstream (`<stem>.fcdc`, replayable with `facecodec decode`) into the folders given."""
     original = read_video(path, max_frames=max_frames)
     fps = probe_fps(path)
     search = None if refine is None else motion_search(model.networks, refine)
@@ -74,6 +75,8 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
         openings=openings,
         expression={o: _follows(openings["original"], openings[o], len(original)) for o in ("model", "baseline")},
     )
+    if stream_dir is not None:
+        (stream_dir / f"{path.stem}.fcdc").write_bytes(run.stream)
     if video_dir is not None:
         heat = figures.error_heat(original, run.frames)
         write_video(video_dir / f"{path.stem}.mp4", figures.side_by_side(original, run.frames, heat), fps=fps)
@@ -194,7 +197,7 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
     """
     if not clips:
         raise ValueError("no clips to evaluate")
-    for sub in ("figures", "videos"):
+    for sub in ("figures", "videos", "streams"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     owned = evaluator is None
     evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
@@ -202,6 +205,7 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
     try:
         results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh, refine=refine,
                                  keyframe_quality=keyframe_quality, video_dir=out / "videos" if videos else None,
+                                 stream_dir=out / "streams",
                                  expression=sender)
                    for p in clips]
         info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames,

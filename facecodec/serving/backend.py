@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,7 @@ class DecoderModel(_Model):
         from ..codec.session import HostArrays, SessionStore
         from .bls import BlsNetworks, RoutedNetworks, gpu_session_parts
         from .configs import CONTROLS, CORRID, WARP_FILE
+        from .metrics import DecoderMetrics
 
         super().__init__(args)
         if args.get("model_instance_kind") == "GPU":
@@ -109,10 +111,14 @@ class DecoderModel(_Model):
             idle_s=float(self.params["session_idle_s"]),
         )
         self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
+        labels = {"model": self.name, "version": str(args["model_version"])}
+        self.metrics = DecoderMetrics(self.pb, labels, SessionStore.STAGES)
 
     def execute(self, requests: list) -> list:
         from ..codec.session import FrameRequest
+        from .metrics import dropped_frames
 
+        started, decoded = time.perf_counter(), self.store.frames
         frames = []
         for request in requests:
             try:
@@ -124,6 +130,9 @@ class DecoderModel(_Model):
         except Exception as err:  # noqa: BLE001 - last resort: answer every request rather than raise
             log.exception("decoder batch failed")
             results = [err] * len(frames)
+        self.metrics.record(sessions=len(self.store), decoded=self.store.frames - decoded,
+                            dropped=sum(dropped_frames(r) for r in requests),
+                            batch_seconds=time.perf_counter() - started, stage_seconds=self.store.seconds)
         return [self.response(r if isinstance(r, Exception) else {"output_image": r}) for r in results]
 
     def finalize(self) -> None:

@@ -57,13 +57,15 @@ class OrtRunner(Runner):
     """ONNX Runtime on CPU with a fixed number of intra-op threads.
 
     Intra-op threads busy-wait between ops by default; `spin=False` makes them sleep instead, which
-    matters when several processes (Triton stubs, a trainer) share a few cores.
+    matters when several processes (Triton stubs, a trainer) share a few cores. `rewrite` (default):
+    the graph's 5-D GridSamples run as multi-threaded gathers (`ort_rewrite`), the file is unchanged.
     """
 
-    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True):
+    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True, rewrite: bool = True):
         super().__init__()
-        self.path, self.threads, self.spin = Path(path), threads, spin
+        self.path, self.threads, self.spin, self.rewrite = Path(path), threads, spin, rewrite
         self.session = None
+        self.rewritten = 0  # 5-D GridSamples replaced
 
     def _activate_impl(self) -> None:
         import onnxruntime as ort
@@ -73,9 +75,25 @@ class OrtRunner(Runner):
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        model = self._rewritten() if self.rewrite else None
+        self.session = ort.InferenceSession(model or str(self.path), opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _rewritten(self) -> bytes | None:
+        """The rewritten graph's bytes, or None when nothing in it is rewritten (ONNX Runtime then reads
+        the file itself)."""
+        import onnx
+
+        from .ort_rewrite import gather_grid_sample
+
+        model = onnx.load(str(self.path), load_external_data=False)
+        if not any(n.op_type == "GridSample" for n in model.graph.node):
+            return None
+        if _has_external(model):
+            onnx.load_external_data_for_model(model, str(self.path.parent))
+        model, self.rewritten = gather_grid_sample(model)
+        return model.SerializeToString() if self.rewritten else None
 
     def _deactivate_impl(self) -> None:
         self.session = None
@@ -83,3 +101,7 @@ class OrtRunner(Runner):
     def _infer_impl(self, feeds):
         feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
         return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+
+
+def _has_external(model) -> bool:
+    return any(t.data_location == t.EXTERNAL for t in model.graph.initializer)

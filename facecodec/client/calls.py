@@ -122,6 +122,7 @@ class _Receiver:
         self.times: dict[int, dict[str, float]] = collections.defaultdict(dict)
         self.failed: dict[int, BaseException] = {}
         self.dropped: list[int] = []
+        self.request_ids: dict[int, str] = {}  # the decoder request of each rendered frame (Triton's trace)
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
         self.reports, self.report_s = reports, report_s
@@ -187,8 +188,9 @@ class _Receiver:
             params = {"dropped": self._unreported_drops} if self._unreported_drops else None
             self.times[frame.seq]["requested"] = time.monotonic()
             self._in_flight += 1
-            self.session.send(request, parameters=params).add_done_callback(
-                lambda fut, seq=frame.seq: self._done(seq, fut))
+            future = self.session.send(request, parameters=params)
+            self.request_ids[frame.seq] = self.session.last_request_id
+            future.add_done_callback(lambda fut, seq=frame.seq: self._done(seq, fut))
             self._unreported_drops = 0
 
     def _done(self, seq: int, future) -> None:
@@ -221,7 +223,9 @@ class CallResult:
     frames: np.ndarray  # what the receiver showed at each captured frame's slot (T, S, S, 3) uint8
     stream: bytes  # header + every packet the sender sent
     delivered: dict[int, np.ndarray] = field(default_factory=dict)  # rendered frames by sequence number
-    timeline: list[dict[str, float]] = field(default_factory=list)  # per captured frame: stage timestamps
+    # per captured frame: monotonic seconds at each stage (`captured`, `encoded`, `landmarks`, `packetised`,
+    # `arrived`, `depacketised`, `requested`, `answered`, `shown`), its `seq` and decoder `request_id`
+    timeline: list[dict] = field(default_factory=list)
 
 
 def call(
@@ -259,7 +263,7 @@ def call(
     sender = Sender(networks, header, target_kbps=target_kbps, refresh=refresh, expression=expression)
     adapter = RateAdapter(fps) if live and adapt_rate else None
     link = link or LinkModel()
-    timeline: list[dict[str, float]] = [{} for _ in frames]
+    timeline: list[dict] = [{} for _ in frames]
     seq_of: dict[int, int] = {}
     packets: list[bytes] = []
     with conn.session() as session:
@@ -293,6 +297,8 @@ def call(
         raise ClientError(f"{len(rx.failed)} of {len(packets)} frames failed to decode; first: {first}")
     for n, seq in seq_of.items():
         timeline[n].update(rx.times.get(seq, {}), seq=seq)
+        if seq in rx.request_ids:
+            timeline[n]["request_id"] = rx.request_ids[seq]
     shown = _shown(rx.frames, seq_of, len(frames))
     latency = [1e3 * (t["shown"] - t["captured"]) for t in timeline if "shown" in t]
     duration = len(frames) / fps

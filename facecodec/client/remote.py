@@ -105,6 +105,7 @@ class DecoderSession:
         self._lock = threading.Lock()
         self._window = threading.BoundedSemaphore(window)
         self._count = 0
+        self.last_request_id = ""
         self._broken: str | None = None  # why the stream died, once it has
         self.started = self.ended = False
         self.client.start_stream(callback=self._on_response)
@@ -128,12 +129,14 @@ class DecoderSession:
                 raise ClientError(self._broken)
             self._pending.append(future)
             self._count += 1
+            request_id = f"{self.session_id}-{self._count}"  # unique per server: Triton's trace names it
+            self.last_request_id = request_id
             try:
                 self.client.async_stream_infer(
                     io_spec.DECODER.name,
                     _inputs(frame.to_tensors()),
                     outputs=[grpcclient.InferRequestedOutput(n) for n in io_spec.DECODER.output_names],
-                    request_id=f"{self.session_id}-{self._count}",  # unique per server: Triton's trace names it
+                    request_id=request_id,
                     sequence_id=self.session_id,
                     sequence_start=frame.start,
                     sequence_end=frame.end,

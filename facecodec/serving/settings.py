@@ -12,13 +12,16 @@ import dataclasses
 from dataclasses import dataclass
 
 
+ZERO_ALLOWED = ("queue_delay_us",)  # settings for which 0 means "off"
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     preset: str = "lite"
     network_instances: int = 1  # instances of motion_encoder / appearance_encoder / warp_decoder
     decoder_instances: int = 1  # instances of the session model; sessions are sticky to one
     max_batch_size: int = 8
-    queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch
+    queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch (0: none)
     max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
     session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
     ort_threads: int = 2  # ONNX Runtime intra-op threads per model instance
@@ -27,8 +30,10 @@ class ServingSettings:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-                raise ValueError(f"serving setting {field.name} must be positive, got {value}")
+            least = 0 if field.name in ZERO_ALLOWED else 1e-9
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < least:
+                raise ValueError(f"serving setting {field.name} must be {'≥ 0' if least == 0 else 'positive'}, "
+                                 f"got {value}")
 
     @property
     def max_candidate_sequences(self) -> int:

@@ -8,7 +8,7 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu lint export engines bench demo serve eval clean
+.PHONY: setup system-deps perf-analyzer test test-slow test-gpu lint export engines bench demo serve profile eval clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,22 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq ffmpeg libb64-0d >/dev/null; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq ffmpeg libb64-0d >/dev/null; \
 	  else echo "note: no system ffmpeg; using the imageio-ffmpeg binary (no x265/AV1 anchors)"; fi; }
+	@ldconfig -p | grep -q libb64.so.0d || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libb64-0d >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq libb64-0d >/dev/null; \
+	  else echo "note: no libb64-0d; perf_analyzer (make profile) will not start"; fi; }
+
+# perf_analyzer: the binary of the tritonclient 2.51 wheel (later wheels carry none that runs on Debian 12), in its
+# own venv (it pins tritonclient 2.51, the serving venv has 2.73); it loads the CUDA runtime it links, never a GPU.
+PERF_VENV ?= .venv-perf
+PERF_ANALYZER := $(PERF_VENV)/bin/perf_analyzer
+perf-analyzer: $(PERF_ANALYZER)
+
+$(PERF_ANALYZER): | system-deps
+	@echo "==> setting up $(PERF_VENV) (perf_analyzer from tritonclient 2.51.0)"
+	@[ -x $(PERF_VENV)/bin/python ] || $(PYTHON) -m venv $(PERF_VENV)
+	@$(PERF_VENV)/bin/pip install -q 'tritonclient[grpc,http]==2.51.0' 'nvidia-cuda-runtime-cu12==12.9.79'
+	@test -x $@
 
 $(STAMP): pyproject.toml | system-deps
 	@echo "==> setting up $(VENV) (torch 2.13.0 CPU, onnxruntime, tritonserver wheel, ...)"
@@ -27,8 +43,8 @@ $(STAMP): pyproject.toml | system-deps
 	@$(PY) -m pip install -q --no-deps 'mediapipe==0.10.21'
 	@touch $@
 
-test: setup
-	$(PY) -m pytest -m "not slow and not gpu" -q $(PYTEST_ARGS)
+test: setup $(PERF_ANALYZER)
+	FACECODEC_PERF_ANALYZER=$(abspath $(PERF_ANALYZER)) $(PY) -m pytest -m "not slow and not gpu" -q $(PYTEST_ARGS)
 
 test-slow: setup
 	$(PY) -m pytest -m "slow" -q $(PYTEST_ARGS)
@@ -72,6 +88,15 @@ serve: setup
 demo: setup
 	$(PY) -m facecodec.tools.demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS) $(DEMO_ARGS)
 
+# Where a call's milliseconds go, against a real tritonserver (facecodec.tools.profile): perf_analyzer per model,
+# N paced calls timed per stage with Triton's trace, the batching/instance sweep and the capacity; report.md, PNG
+# plots and the raw CSV/JSON in $(PROFILE_OUT). PROFILE_ARGS=--quick is the short version the tests run.
+PROFILE_OUT ?= $(ARTIFACTS)/profile
+PROFILE_ARGS ?=
+profile: setup $(PERF_ANALYZER)
+	FACECODEC_PERF_ANALYZER=$(abspath $(PERF_ANALYZER)) $(VENV)/bin/facecodec profile --out $(PROFILE_OUT) \
+	  --onnx $(ARTIFACTS)/onnx/$(PRESET) --video $(VIDEO) $(PROFILE_ARGS)
+
 # The official quality figures (docs/eval, weights/MODEL_CARD.md): self-reenactment of the validation
 # identities vs the repeat-source baseline, free view of one validation face (lp_d10's first frame),
 # and that face driven by another validation identity's clip. Needs the shared face data. The sender
@@ -85,4 +110,4 @@ eval: setup
 	  --transfer $(FACES)/train/lp_d10__liveportrait_d10.mp4 $(FACES)/train/pcavs_00098__talking_00098.mp4
 
 clean:
-	rm -rf $(ARTIFACTS) demo-out .pytest_cache
+	rm -rf $(ARTIFACTS) demo-out .pytest_cache $(PERF_VENV)

@@ -137,6 +137,10 @@ class _Receiver:
         """The link's delivery callback."""
         self.events.put(("packet", packet, time.monotonic()))
 
+    def expect(self, frames_sent: int) -> None:
+        """The call's length, told before its last packet: that frame's request ENDs the session."""
+        self.events.put(("total", frames_sent))
+
     def finish(self, frames_sent: int, timeout: float | None) -> None:
         """End of the call's packets (`frames_sent` of them); waits until every frame is answered."""
         self.events.put(("end", frames_sent))
@@ -146,7 +150,7 @@ class _Receiver:
 
     def _run(self) -> None:
         try:
-            last_report = time.monotonic()
+            last_report, ended = time.monotonic(), False
             while True:
                 try:
                     event = self.events.get(timeout=self.report_s)
@@ -154,8 +158,10 @@ class _Receiver:
                     event = ("tick",)
                 if event[0] == "packet":
                     self._received(self.decoder.push(event[1]), event[2])
-                elif event[0] == "end":
+                elif event[0] == "total":
                     self._total = event[1]
+                elif event[0] == "end":
+                    self._total, ended = event[1], True
                     self._received(self.decoder.flush(end_seq=self._total), time.monotonic())
                 elif event[0] == "done":
                     self._in_flight -= 1
@@ -164,7 +170,7 @@ class _Receiver:
                 if self.reports is not None and now - last_report >= self.report_s:
                     self._report(now - last_report)
                     last_report = now
-                if self._total is not None and not self.queue and self._in_flight == 0:
+                if ended and not self.queue and self._in_flight == 0:
                     return
         except BaseException as err:  # noqa: BLE001 - handed to the caller by finish()
             self.errors.append(err)
@@ -276,12 +282,15 @@ def call(
                 time.sleep(max(0.0, t0 + n / fps - time.monotonic()))
             stamps = timeline[n]
             stamps["captured"] = time.monotonic()
-            if adapter is not None and not adapter.take():
+            last = n == len(frames) - 1  # always sent: it ENDs the session
+            if adapter is not None and not adapter.take() and not last:
                 continue
             keyframes = sender.stats.keyframes
             packet = _send_frame(sender, networks, expression, frames[n : n + 1], round(n * 1000 / fps), stamps)
             seq_of[n] = sender.frames_sent - 1
             packets.append(packet)
+            if last:
+                rx.expect(sender.frames_sent)
             uplink.send(packet, reliable=sender.stats.keyframes > keyframes)  # a keyframe is retransmitted
             if progress and time.monotonic() >= next_report:
                 next_report += 1.0

@@ -17,8 +17,8 @@ timestamps are on the same monotonic clock). Stages, in order, add up to glass t
 | receiver_wait | → request sent (waiting for the decoder session's previous frame) |
 | to_server | → Triton queued it (gRPC, request handling); with a trace |
 | decoder_queue | → the decoder model started on it; with a trace |
-| render | → the model finished it (keypoints, expression flow, warp_decoder); with a trace |
-| from_server | → the response reached the client; with a trace |
+| render | → the model returned it (keypoints, expression flow, warp_decoder); with a trace |
+| from_server | → the response reached the client (output copy, gRPC); with a trace |
 | decoder | request sent → response received (without a trace: the four above in one) |
 | display | → shown (the frame to uint8) |
 """
@@ -48,8 +48,8 @@ CLIENT_STAGES = (
 SERVER_STAGES = (
     ("to_server", "requested", "server_queued"),
     ("decoder_queue", "server_queued", "server_compute_start"),
-    ("render", "server_compute_start", "server_compute_end"),
-    ("from_server", "server_compute_end", "answered"),
+    ("render", "server_compute_start", "server_output_start"),
+    ("from_server", "server_output_start", "answered"),
 )
 DECODER_STAGE = ("decoder", "requested", "answered")
 DISPLAY_STAGE = ("display", "answered", "shown")
@@ -114,7 +114,8 @@ def attach_server_times(profile: CallsProfile, traces: dict[str, object]) -> int
                 continue
             stamps["server_queued"] = trace.at("QUEUE_START")
             stamps["server_compute_start"] = trace.at("COMPUTE_START")
-            stamps["server_compute_end"] = trace.at("COMPUTE_END")
+            # COMPUTE_END comes after the response is on its way (the backend releases the request last)
+            stamps["server_output_start"] = trace.at("COMPUTE_OUTPUT_START")
             found += 1
     return found
 
@@ -123,7 +124,7 @@ def frame_rows(profile: CallsProfile) -> list[dict[str, float]]:
     """One row per shown frame: call, seq, each stage's ms and glass_to_glass ms. A frame's server
     stages come from its trace when every frame has one, else the one `decoder` stage."""
     shown = [(c, s) for c, r in enumerate(profile.results) for s in r.timeline if "shown" in s]
-    traced = bool(shown) and all("server_compute_end" in s for _, s in shown)
+    traced = bool(shown) and all("server_output_start" in s for _, s in shown)
     stages = CLIENT_STAGES + (SERVER_STAGES if traced else (DECODER_STAGE,)) + (DISPLAY_STAGE,)
     rows = []
     for c, s in shown:

@@ -105,3 +105,64 @@ class OrtRunner(Runner):
 
 def _has_external(model) -> bool:
     return any(t.data_location == t.EXTERNAL for t in model.graph.initializer)
+
+
+class OpenVinoRunner(Runner):
+    """OpenVINO's CPU plugin (`pip install facecodec[openvino]`), fp32, behind the same interface.
+
+    OpenVINO reads ONNX but has no 5-D GridSample, so every one is rewritten first (`ort_rewrite`,
+    whatever its channel count). Precision is pinned to fp32: on CPUs with bf16 units OpenVINO would
+    otherwise compute in bf16 (up to 0.2 off on a [0, 1] frame). A model is compiled per batch size
+    (static shapes), batch 1 at activation, others on first use.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 2):
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+        self.compiled: dict[int, object] = {}
+        self.rewritten = 0
+
+    def _activate_impl(self) -> None:
+        import onnx
+        import openvino as ov
+
+        from .ort_rewrite import gather_grid_sample
+
+        model, self.rewritten = gather_grid_sample(onnx.load(str(self.path)), min_channels=0)
+        self.core = ov.Core()
+        self.model = self.core.read_model(model=model.SerializeToString())
+        self.input_names = [i.get_any_name() for i in self.model.inputs]
+        self.output_names = [o.get_any_name() for o in self.model.outputs]
+        self._compiled(1)
+
+    def _compiled(self, batch: int):
+        if batch not in self.compiled:
+            model = self.model.clone()
+            model.reshape({i.get_any_name(): [batch, *(d.get_length() for d in list(i.get_partial_shape())[1:])]
+                           for i in model.inputs})
+            compiled = self.core.compile_model(model, "CPU", {
+                "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": self.threads,
+                "PERFORMANCE_HINT": "LATENCY"})
+            self.compiled[batch] = compiled.create_infer_request()
+        return self.compiled[batch]
+
+    def _deactivate_impl(self) -> None:
+        self.compiled.clear()
+
+    def _infer_impl(self, feeds):
+        feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
+        request = self._compiled(len(feeds[self.input_names[0]]))
+        out = request.infer(feeds)
+        return {name: np.array(out[name]) for name in self.output_names}
+
+
+RUNTIMES = ("onnxruntime", "openvino")
+
+
+def make_runner(path: str | Path, runtime: str = "onnxruntime", threads: int = 2, spin: bool = True) -> Runner:
+    """The runner of `runtime` (one of `RUNTIMES`) for an ONNX file."""
+    if runtime == "onnxruntime":
+        return OrtRunner(path, threads, spin=spin)
+    if runtime == "openvino":
+        return OpenVinoRunner(path, threads)
+    raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")

@@ -68,3 +68,22 @@ def test_the_runner_rewrites_the_warp_and_keeps_its_output(onnx_dir):
         expected, got = stock.infer(feeds)["output_image"], fast.infer(feeds)["output_image"]
     assert stock.rewritten == 0 and fast.rewritten == 1  # the generator's volume warp (16 channels)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_openvino_runner_renders_the_same_frame(onnx_dir):
+    pytest.importorskip("openvino", reason="facecodec[openvino] not installed")
+    from facecodec.runtime import OpenVinoRunner
+
+    rng = np.random.default_rng(1)
+    with OrtRunner(onnx_dir / "warp_decoder.onnx") as ort_runner:
+        feeds = {name: rng.random([2, *shape[1:]], dtype=np.float32) for name, shape in
+                 zip(ort_runner.input_names, (i.shape for i in ort_runner.session.get_inputs()))}
+        feeds["kp_driving"] = feeds["kp_source"] + 0.01
+        feeds["expression_flow"] *= 0.01
+        expected = ort_runner.infer(feeds)["output_image"]
+    with OpenVinoRunner(onnx_dir / "warp_decoder.onnx") as ov_runner:
+        got = ov_runner.infer(feeds)["output_image"]  # batch 2: compiled on first use
+        single = ov_runner.infer({k: v[:1] for k, v in feeds.items()})["output_image"]
+    assert ov_runner.rewritten == 2  # both 5-D GridSamples (OpenVINO has none)
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # fp32, not the CPU's bf16
+    np.testing.assert_allclose(single, expected[:1], atol=1e-4)

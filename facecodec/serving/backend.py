@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime import OrtRunner
+from ..runtime import Runner, make_runner
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,10 @@ class _Model:
         self.output_names = [t["name"] for t in config["output"]]
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {self.name} %(name)s: %(message)s")
 
-    def runner(self, filename: str) -> OrtRunner:
+    def runner(self, filename: str) -> Runner:
         # no spinning: several stub processes share the cores, and a spinning thread starves them
-        runner = OrtRunner(self.version_dir / filename, threads=int(self.params.get("ort_threads", 2)), spin=False)
+        runner = make_runner(self.version_dir / filename, self.params.get("runtime", "onnxruntime"),
+                             threads=int(self.params.get("ort_threads", 2)), spin=False)
         runner.activate()
         return runner
 

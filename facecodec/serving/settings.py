@@ -24,10 +24,13 @@ class ServingSettings:
     queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch (0: none)
     max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
     session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
-    ort_threads: int = 2  # ONNX Runtime intra-op threads per model instance
+    ort_threads: int = 2  # ONNX Runtime (or OpenVINO) intra-op threads per model instance
+    runtime: str = "onnxruntime"  # or "openvino" (facecodec[openvino]): the runtime of the python-backend models
     warp_in_decoder: bool = True  # False: warp_decoder by BLS per frame batch, f_s copied each time (measurement)
 
     def __post_init__(self) -> None:
+        if self.runtime not in ("onnxruntime", "openvino"):
+            raise ValueError(f"serving setting runtime must be onnxruntime or openvino, got {self.runtime!r}")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             least = 0 if field.name in ZERO_ALLOWED else 1e-9
@@ -52,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        elif field.name == "runtime":
+            group.add_argument(flag, choices=("onnxruntime", "openvino"), default=field.default,
+                               help=f"(default {field.default})")
         else:
             group.add_argument(flag, type=type(field.default), default=field.default, help=f"(default {field.default})")
 

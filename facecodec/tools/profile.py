@@ -79,6 +79,7 @@ class ProfileConfig:
     expression: bool = True
     perf_analyzer: Path | None = None
     settings: ServingSettings = ServingSettings()
+    server: "RunningServer | None" = None  # profile a server someone else runs (no sweep; capacity on it)
 
     @classmethod
     def quick(cls, **kw) -> "ProfileConfig":
@@ -105,12 +106,38 @@ class TracedServer(TritonServer):
         return super().command() + ["--trace-config", f"triton,file={self.trace_file}",
                                     "--trace-config", "level=OFF", "--trace-config", "rate=1"]
 
-    def tracing(self, on: bool) -> None:
-        body = {"trace_level": ["TIMESTAMPS" if on else "OFF"], "trace_rate": "1", "log_frequency": "0"}
+    def tracing(self, on: bool, log_frequency: int = 0) -> None:
+        """Trace every request (or none); 0: the file is written at shutdown, n: every n traces."""
+        body = {"trace_level": ["TIMESTAMPS" if on else "OFF"], "trace_rate": "1", "log_frequency": str(log_frequency)}
         request = urllib.request.Request(self.http_url + "/v2/trace/setting", data=json.dumps(body).encode(),
                                          method="POST", headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as resp:
             resp.read()
+
+
+class RunningServer:
+    """A server started elsewhere (e.g. the GPU container, docs/gpu.md): perf_analyzer, the calls and the
+    capacity run against it; Triton's trace is read when the server writes it to `trace_file` here
+    (started with `--trace-config triton,file=...`)."""
+
+    def __init__(self, grpc_url: str, http_url: str, metrics_url: str, trace_file: Path | None = None):
+        self.grpc_url, self.http_url, self.metrics_url, self.trace_file = grpc_url, http_url, metrics_url, trace_file
+
+    def __enter__(self) -> "RunningServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def metrics(self) -> dict[str, float]:
+        from ..serving.server import parse_metrics
+
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            return parse_metrics(resp.read().decode())
+
+    def tracing(self, on: bool) -> None:
+        if self.trace_file is not None:  # a file per trace: the server keeps running after the profile
+            TracedServer.tracing(self, on, log_frequency=1)
 
 
 class CachedExpression:
@@ -255,6 +282,8 @@ def calls_section(server: TracedServer, cfg: ProfileConfig, expression) -> list[
 
 
 def _served(settings: ServingSettings, cfg: ProfileConfig, tmp: Path, name: str):
+    if cfg.server is not None:
+        return cfg.server
     repo = repository.stage(cfg.repository, tmp / name, cfg.onnx, settings)
     return TritonServer(repo, log_path=cfg.out / "logs" / f"{name}.log", startup_timeout=300)
 
@@ -362,17 +391,20 @@ def run_profile(cfg: ProfileConfig) -> dict:
         landmarks_ms = expression.warm(clip)
     try:
         inputs = model_inputs(cfg.onnx, clip[: cfg.frames], fps, expression)
-        trace_file = cfg.out / "trace.json"
-        for old in trace.trace_files(trace_file):
+        trace_file = cfg.out / "trace.json" if cfg.server is None else cfg.server.trace_file
+        for old in trace.trace_files(trace_file) if trace_file else ():
             old.unlink()
         with tempfile.TemporaryDirectory(prefix="facecodec-profile-") as tmp:
             tmp = Path(tmp)
-            repo = repository.stage(cfg.repository, tmp / "main", cfg.onnx, cfg.settings)
-            server = TracedServer(repo, trace_file, log_path=cfg.out / "logs" / "main.log", startup_timeout=300)
+            if cfg.server is None:
+                repo = repository.stage(cfg.repository, tmp / "main", cfg.onnx, cfg.settings)
+                server = TracedServer(repo, trace_file, log_path=cfg.out / "logs" / "main.log", startup_timeout=300)
+            else:
+                server = cfg.server
             with server:
                 perf_rows = perf_section(server, inputs, cfg, binary)
                 levels = calls_section(server, cfg, expression)
-            traces = trace.read_traces(trace.trace_files(trace_file))
+            traces = trace.read_traces(trace.trace_files(trace_file)) if trace_file else []
             decoder_traces = trace.by_request(traces, "decoder")
             for level in levels:
                 level["traced_frames"] = profiler.attach_server_times(level["profile"], decoder_traces)
@@ -427,6 +459,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perf-analyzer", type=Path, help=f"the binary (default ${perf.PERF_ANALYZER_ENV})")
     parser.add_argument("--no-expression", dest="expression", action="store_false",
                         help="calls without the expression channel")
+    running = parser.add_argument_group("a server already running (e.g. the GPU container; no sweep)")
+    running.add_argument("--url", help="its gRPC address, host:port")
+    running.add_argument("--http-url", help="its HTTP address (trace settings), http://host:port")
+    running.add_argument("--metrics-url", help="its metrics, http://host:port/metrics")
+    running.add_argument("--trace-file", type=Path, help="where it writes Triton's trace (--trace-config triton,file=)")
     LinkModel.add_arguments(parser)
     parser.set_defaults(link_delay_ms=20.0, link_jitter_ms=5.0, link_loss=0.01)
 
@@ -438,6 +475,11 @@ def config_from_arguments(args) -> ProfileConfig:
     changes = {k: v for k, v in (("calls", tuple(args.calls) if args.calls else None), ("frames", args.frames),
                                   ("capacity_max", args.capacity_max)) if v is not None}
     if args.no_sweep:
+        changes["sweep"] = ()
+    if args.url:
+        if not (args.http_url and args.metrics_url):
+            raise ValueError("--url needs --http-url and --metrics-url")
+        changes["server"] = RunningServer(args.url, args.http_url, args.metrics_url, args.trace_file)
         changes["sweep"] = ()
     return dataclasses.replace(cfg, **changes)
 

@@ -1,6 +1,7 @@
 """Which CPU runtime renders a lite frame fastest: ONNX Runtime as exported, ONNX Runtime with the 5-D
 GridSample rewritten as gathers (`facecodec.ort_rewrite`, the default runner), OpenVINO (fp32), each with
-2 threads, spinning or sleeping between ops; and the receiver's whole frame (`SessionStore.decode`:
+2 threads, spinning or sleeping between ops, ONNX Runtime's graph optimisation levels and 1 thread; and
+the receiver's whole frame (`SessionStore.decode`:
 keypoints, expression flow, warp) on each. Interleaved rounds, one process, real inputs (the sample
 clip's frame 0 as the source, later frames driving, the expression channel on), so load drifts hit
 every candidate alike.
@@ -37,6 +38,9 @@ def candidates(warp: Path, threads: int) -> dict:
         "ORT as exported, sleeping": OrtRunner(warp, threads, spin=False, rewrite=False),
         "ORT rewritten, spinning": OrtRunner(warp, threads, spin=True),
         "ORT rewritten, sleeping": OrtRunner(warp, threads, spin=False),
+        "ORT rewritten, spinning, basic graph optimisation": OrtRunner(warp, threads, optimization="basic"),
+        "ORT rewritten, spinning, extended graph optimisation": OrtRunner(warp, threads, optimization="extended"),
+        "ORT rewritten, spinning, 1 thread": OrtRunner(warp, 1),
     }
     try:
         import openvino  # noqa: F401

@@ -61,9 +61,15 @@ class OrtRunner(Runner):
     the graph's 5-D GridSamples run as multi-threaded gathers (`ort_rewrite`), the file is unchanged.
     """
 
-    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True, rewrite: bool = True):
+    OPTIMIZATION = ("disabled", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels
+
+    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True, rewrite: bool = True,
+                 optimization: str = "all"):
         super().__init__()
+        if optimization not in self.OPTIMIZATION:
+            raise ValueError(f"unknown graph optimisation {optimization!r}; choose from {self.OPTIMIZATION}")
         self.path, self.threads, self.spin, self.rewrite = Path(path), threads, spin, rewrite
+        self.optimization = optimization
         self.session = None
         self.rewritten = 0  # 5-D GridSamples replaced
 
@@ -75,6 +81,8 @@ class OrtRunner(Runner):
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
+        level = "ORT_DISABLE_ALL" if self.optimization == "disabled" else f"ORT_ENABLE_{self.optimization.upper()}"
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         model = self._rewritten() if self.rewrite else None
         self.session = ort.InferenceSession(model or str(self.path), opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]

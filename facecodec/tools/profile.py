@@ -90,8 +90,11 @@ class ProfileConfig:
 
 
 def default_sweep() -> tuple[ServingSettings, ...]:
-    return tuple(ServingSettings(queue_delay_us=delay, decoder_instances=instances)
-                 for instances in (1, 2) for delay in (0, 2000, 10000))
+    """The decoder's batching delay at one instance, and two instances with 1 or 2 threads each (two frames
+    rendered at once, one per core, against one frame on both cores)."""
+    one = tuple(ServingSettings(queue_delay_us=delay) for delay in (0, 2000, 10000))
+    two = tuple(ServingSettings(queue_delay_us=delay, decoder_instances=2, ort_threads=1) for delay in (0, 2000))
+    return (*one, *two, ServingSettings(queue_delay_us=0, decoder_instances=2))
 
 
 class TracedServer(TritonServer):
@@ -289,7 +292,8 @@ def _served(settings: ServingSettings, cfg: ProfileConfig, tmp: Path, name: str)
 
 
 def describe(settings: ServingSettings) -> str:
-    return f"queue delay {settings.queue_delay_us} µs, {settings.decoder_instances} decoder instance(s)"
+    return (f"queue delay {settings.queue_delay_us} µs, {settings.decoder_instances} decoder instance(s) × "
+            f"{settings.ort_threads} thread(s), {settings.runtime}")
 
 
 def sweep_section(cfg: ProfileConfig, expression, tmp: Path) -> list[dict]:
@@ -299,7 +303,8 @@ def sweep_section(cfg: ProfileConfig, expression, tmp: Path) -> list[dict]:
             level = profile_level(server, cfg, cfg.sweep_calls, cfg.capacity_frames, expression)
         s = profiler.summary(level["profile"])
         rows.append({"settings": describe(settings), "queue_delay_us": settings.queue_delay_us,
-                     "decoder_instances": settings.decoder_instances, "calls": cfg.sweep_calls,
+                     "decoder_instances": settings.decoder_instances, "threads": settings.ort_threads,
+                     "calls": cfg.sweep_calls,
                      "shown_fps_total": s["shown_fps_total"], "g2g_p50_ms": s["glass_to_glass"]["p50"],
                      "g2g_p95_ms": s["glass_to_glass"]["p95"], "shown_share": _shown_share(s),
                      "avg_batch": level["metrics"]["avg_batch"]})

@@ -23,6 +23,7 @@ senders in this process would only take the server's cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -284,9 +285,12 @@ def calls_section(server: TracedServer, cfg: ProfileConfig, expression) -> list[
     return levels
 
 
-def _served(settings: ServingSettings, cfg: ProfileConfig, tmp: Path, name: str):
+def _served(settings: ServingSettings, cfg: ProfileConfig, tmp: Path, name: str, running=None):
+    """A server with `settings`: `running` (the profile's main server) when it has them, else a new one."""
     if cfg.server is not None:
         return cfg.server
+    if running is not None and settings == cfg.settings:
+        return contextlib.nullcontext(running)
     repo = repository.stage(cfg.repository, tmp / name, cfg.onnx, settings)
     return TritonServer(repo, log_path=cfg.out / "logs" / f"{name}.log", startup_timeout=300)
 
@@ -296,10 +300,10 @@ def describe(settings: ServingSettings) -> str:
             f"{settings.ort_threads} thread(s), {settings.runtime}")
 
 
-def sweep_section(cfg: ProfileConfig, expression, tmp: Path) -> list[dict]:
+def sweep_section(cfg: ProfileConfig, expression, tmp: Path, running=None) -> list[dict]:
     rows = []
     for i, settings in enumerate(cfg.sweep):
-        with _served(settings, cfg, tmp, f"sweep{i}") as server:
+        with _served(settings, cfg, tmp, f"sweep{i}", running) as server:
             level = profile_level(server, cfg, cfg.sweep_calls, cfg.capacity_frames, expression)
         s = profiler.summary(level["profile"])
         rows.append({"settings": describe(settings), "queue_delay_us": settings.queue_delay_us,
@@ -333,10 +337,11 @@ def recommend(sweep: list[dict], settings: tuple[ServingSettings, ...]) -> tuple
     return settings[best], why
 
 
-def capacity_section(cfg: ProfileConfig, settings: ServingSettings, expression, tmp: Path) -> tuple[int, list[dict]]:
+def capacity_section(cfg: ProfileConfig, settings: ServingSettings, expression, tmp: Path,
+                     running=None) -> tuple[int, list[dict]]:
     """Calls 1, 2, … until one fails the 150 ms / 95 % test (or `capacity_max`); the last that passed."""
     rows, held = [], 0
-    with _served(settings, cfg, tmp, "capacity") as server:
+    with _served(settings, cfg, tmp, "capacity", running) as server:
         for calls in range(1, cfg.capacity_max + 1):
             level = profile_level(server, cfg, calls, cfg.capacity_frames, expression)
             s = profiler.summary(level["profile"])
@@ -406,17 +411,17 @@ def run_profile(cfg: ProfileConfig) -> dict:
                 server = TracedServer(repo, trace_file, log_path=cfg.out / "logs" / "main.log", startup_timeout=300)
             else:
                 server = cfg.server
-            with server:
+            with server:  # kept for the sweep and the capacity where their settings are the same
                 perf_rows = perf_section(server, inputs, cfg, binary)
                 levels = calls_section(server, cfg, expression)
-            traces = trace.read_traces(trace.trace_files(trace_file)) if trace_file else []
+                sweep = sweep_section(cfg, expression, tmp, server)
+                recommended, why = recommend(sweep, cfg.sweep)
+                capacity, capacity_rows = capacity_section(cfg, recommended, expression, tmp, server) \
+                    if cfg.capacity_max else (0, [])
+            traces = trace.read_traces(trace.trace_files(trace_file)) if trace_file else []  # written at shutdown
             decoder_traces = trace.by_request(traces, "decoder")
             for level in levels:
                 level["traced_frames"] = profiler.attach_server_times(level["profile"], decoder_traces)
-            sweep = sweep_section(cfg, expression, tmp)
-            recommended, why = recommend(sweep, cfg.sweep)
-            capacity, capacity_rows = capacity_section(cfg, recommended, expression, tmp) if cfg.capacity_max \
-                else (0, [])
         load.append(machine())
     finally:
         if owner is not None:

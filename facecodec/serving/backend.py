@@ -42,9 +42,15 @@ class _Model:
 
     def runner(self, filename: str) -> Runner:
         # no spinning: several stub processes share the cores, and a spinning thread starves them
-        runner = make_runner(self.version_dir / filename, self.params.get("runtime", "onnxruntime"),
-                             threads=int(self.params.get("ort_threads", 2)), spin=False)
-        runner.activate()
+        runtime, threads = self.params.get("runtime", "onnxruntime"), int(self.params.get("ort_threads", 2))
+        try:
+            runner = make_runner(self.version_dir / filename, runtime, threads=threads, spin=False)
+            runner.activate()
+        except ImportError as err:  # e.g. openvino not installed (facecodec[openvino]): serve, but say so
+            log.warning("%s: %s unavailable (%s); running ONNX Runtime instead", self.name, runtime, err)
+            runner = make_runner(self.version_dir / filename, "onnxruntime", threads=threads, spin=False)
+            runner.activate()
+        log.info("%s: %s on %d thread(s)", self.name, type(runner).__name__, threads)
         return runner
 
     def inputs(self, request, names) -> dict[str, np.ndarray | None]:

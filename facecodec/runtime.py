@@ -121,12 +121,13 @@ class OpenVinoRunner(Runner):
     OpenVINO reads ONNX but has no 5-D GridSample, so every one is rewritten first (`ort_rewrite`,
     whatever its channel count). Precision is pinned to fp32: on CPUs with bf16 units OpenVINO would
     otherwise compute in bf16 (up to 0.2 off on a [0, 1] frame). A model is compiled per batch size
-    (static shapes), batch 1 at activation, others on first use.
+    (static shapes): `batches` at activation (a server compiles every batch it may get, so that no call
+    waits for a compile), any other on first use.
     """
 
-    def __init__(self, path: str | Path, threads: int = 2):
+    def __init__(self, path: str | Path, threads: int = 2, batches: tuple[int, ...] = (1,)):
         super().__init__()
-        self.path, self.threads = Path(path), threads
+        self.path, self.threads, self.batches = Path(path), threads, batches
         self.compiled: dict[int, object] = {}
         self.rewritten = 0
 
@@ -141,7 +142,8 @@ class OpenVinoRunner(Runner):
         self.model = self.core.read_model(model=model.SerializeToString())
         self.input_names = [i.get_any_name() for i in self.model.inputs]
         self.output_names = [o.get_any_name() for o in self.model.outputs]
-        self._compiled(1)
+        for batch in self.batches:
+            self._compiled(batch)
 
     def _compiled(self, batch: int):
         if batch not in self.compiled:
@@ -167,10 +169,11 @@ class OpenVinoRunner(Runner):
 RUNTIMES = ("onnxruntime", "openvino")
 
 
-def make_runner(path: str | Path, runtime: str = "onnxruntime", threads: int = 2, spin: bool = True) -> Runner:
-    """The runner of `runtime` (one of `RUNTIMES`) for an ONNX file."""
+def make_runner(path: str | Path, runtime: str = "onnxruntime", threads: int = 2, spin: bool = True,
+                max_batch: int = 1) -> Runner:
+    """The runner of `runtime` (one of `RUNTIMES`) for an ONNX file, ready for batches up to `max_batch`."""
     if runtime == "onnxruntime":
         return OrtRunner(path, threads, spin=spin)
     if runtime == "openvino":
-        return OpenVinoRunner(path, threads)
+        return OpenVinoRunner(path, threads, batches=tuple(range(1, max_batch + 1)))
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")

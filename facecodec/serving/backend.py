@@ -36,6 +36,7 @@ class _Model:
         self.version_dir = Path(args["model_repository"]) / args["model_version"]
         config = json.loads(args["model_config"])
         self.params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.max_batch = int(config.get("max_batch_size", 1)) or 1
         self.input_names = [t["name"] for t in config["input"]]
         self.output_names = [t["name"] for t in config["output"]]
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {self.name} %(name)s: %(message)s")
@@ -44,7 +45,8 @@ class _Model:
         # no spinning: several stub processes share the cores, and a spinning thread starves them
         runtime, threads = self.params.get("runtime", "onnxruntime"), int(self.params.get("ort_threads", 2))
         try:
-            runner = make_runner(self.version_dir / filename, runtime, threads=threads, spin=False)
+            runner = make_runner(self.version_dir / filename, runtime, threads=threads, spin=False,
+                                 max_batch=self.max_batch)
             runner.activate()
         except ImportError as err:  # e.g. openvino not installed (facecodec[openvino]): serve, but say so
             log.warning("%s: %s unavailable (%s); running ONNX Runtime instead", self.name, runtime, err)

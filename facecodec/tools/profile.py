@@ -467,6 +467,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sweep", action="store_true", help="skip the batching/instance sweep")
     parser.add_argument("--capacity-max", type=int, help="most calls the capacity search tries (0: skip)")
     parser.add_argument("--perf-analyzer", type=Path, help=f"the binary (default ${perf.PERF_ANALYZER_ENV})")
+    parser.add_argument("--runtime", choices=("onnxruntime", "openvino"), help="the served models' runtime (default: "
+                        f"the serving default, {ServingSettings().runtime}), for every server of the profile")
     parser.add_argument("--no-expression", dest="expression", action="store_false",
                         help="calls without the expression channel")
     running = parser.add_argument_group("a server already running (e.g. the GPU container; no sweep)")
@@ -486,6 +488,9 @@ def config_from_arguments(args) -> ProfileConfig:
                                   ("capacity_max", args.capacity_max)) if v is not None}
     if args.no_sweep:
         changes["sweep"] = ()
+    if args.runtime:
+        changes["settings"] = cfg.settings.with_(runtime=args.runtime)
+        changes["sweep"] = tuple(s.with_(runtime=args.runtime) for s in changes.get("sweep", cfg.sweep))
     if args.url:
         if not (args.http_url and args.metrics_url):
             raise ValueError("--url needs --http-url and --metrics-url")

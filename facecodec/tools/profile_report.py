@@ -83,9 +83,10 @@ def plots(out: Path, summaries: list[dict], frames: list[dict], result: dict) ->
         fig, ax = plt.subplots(figsize=(7, 4))
         bottom = np.zeros(len(summaries))
         labels = [f"{s['calls']} call(s)" for s in summaries]
-        for name in names:
+        colours = plt.get_cmap("tab20").colors
+        for i, name in enumerate(names):
             values = np.array([s["stages"][name]["mean"] for s in summaries])
-            ax.bar(labels, values, bottom=bottom, label=name)
+            ax.bar(labels, values, bottom=bottom, label=name, color=colours[i % len(colours)])
             bottom += values
         ax.plot(labels, [s["glass_to_glass"]["mean"] for s in summaries], "k_", ms=40, mew=2, label="glass to glass")
         ax.set(ylabel="mean ms per shown frame", title="Where a frame's time goes")

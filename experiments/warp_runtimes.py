@@ -60,8 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-expression", dest="expression", action="store_false")
+    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads (the receiver's keypoints)")
+    p.add_argument("--blas-threads", type=int, help="numpy's BLAS threads (threadpoolctl; the expression flow)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")
     onnx = repository.ensure_export(args.onnx, "lite")
     networks = OrtNetworks(onnx)
     clip = read_video(args.video, max_frames=40)

@@ -169,6 +169,29 @@ class OpenVinoRunner(Runner):
 RUNTIMES = ("onnxruntime", "openvino")
 
 
+def quiet_helper_threads() -> list[str]:
+    """Runs the receiver's small numpy and torch work (the expression flow's matrix products, the
+    keypoints) on one thread. Their thread pools busy-wait after each call and take the cores from the
+    renderer's next ops: about a third of a lite frame on 2 cores (experiments/warp_runtimes.py
+    --blas-threads 1). Returns the pools it limited (numpy's BLAS needs threadpoolctl)."""
+    limited = []
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+        limited.append("blas")
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        limited.append("torch")
+    except ImportError:
+        pass
+    return limited
+
+
 def make_runner(path: str | Path, runtime: str = "onnxruntime", threads: int = 2, spin: bool = True,
                 max_batch: int = 1) -> Runner:
     """The runner of `runtime` (one of `RUNTIMES`) for an ONNX file, ready for batches up to `max_batch`."""

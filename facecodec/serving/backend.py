@@ -106,6 +106,9 @@ class DecoderModel(_Model):
         from .metrics import DecoderMetrics
 
         super().__init__(args)
+        from ..runtime import quiet_helper_threads
+
+        log.info("decoder: helper thread pools on one thread: %s", quiet_helper_threads())
         if args.get("model_instance_kind") == "GPU":
             networks, arrays = gpu_session_parts(self.pb, int(args["model_instance_device_id"]))
         else:

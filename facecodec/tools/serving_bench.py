@@ -36,7 +36,7 @@ from ..codec.receiver import frame_requests
 from ..codec.sender import Sender, stream_header
 from ..codec.session import SessionStore
 from ..media import read_video
-from ..runtime import RUNTIMES, make_runner
+from ..runtime import RUNTIMES, make_runner, quiet_helper_threads
 from ..serving import repository
 from ..serving.bls import RoutedNetworks
 from ..serving.server import TritonServer, model_metric
@@ -149,6 +149,7 @@ def run(video: Path, frames_per_call: int, work: Path, template: Path, *, runtim
         expression: bool = True, served_only: bool = False) -> tuple[list[Row], str]:
     onnx = repository.ensure_export(work / "onnx", "lite")
     networks = OrtNetworks(onnx)
+    quiet_helper_threads()  # as the served decoder does: the in-process receiver on equal terms
     sender_expression = None
     if expression:
         from ..expression import ExpressionSender

@@ -100,8 +100,7 @@ def _warmup(spec: ModelSpec, settings: ServingSettings) -> str:
 def parameters(spec: ModelSpec, settings: ServingSettings, target: str = "cpu") -> dict[str, object]:
     """A model's `parameters`; on the GPU target the decoder's, sorted, less the ONNX Runtime ones."""
     params: dict[str, object] = {"preset": settings.preset, "ort_threads": settings.ort_threads}
-    if settings.runtime != "onnxruntime":  # rendered only when not the default, so the committed configs stay
-        params["runtime"] = settings.runtime
+    params["runtime"] = settings.runtime
     if spec is io_spec.DECODER:
         params.update(max_sessions=settings.max_sessions, session_idle_s=settings.session_idle_s)
         if not settings.warp_in_decoder:  # rendered only when off, so the default configs stay as they are

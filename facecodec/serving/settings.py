@@ -25,7 +25,7 @@ class ServingSettings:
     max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
     session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
     ort_threads: int = 2  # ONNX Runtime (or OpenVINO) intra-op threads per model instance
-    runtime: str = "onnxruntime"  # or "openvino" (facecodec[openvino]): the runtime of the python-backend models
+    runtime: str = "openvino"  # or "onnxruntime": the models' runtime (ONNX Runtime when openvino is missing)
     warp_in_decoder: bool = True  # False: warp_decoder by BLS per frame batch, f_s copied each time (measurement)
 
     def __post_init__(self) -> None:

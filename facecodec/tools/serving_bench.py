@@ -5,7 +5,8 @@ to the in-process ONNX Runtime decode and to the layouts that move f_s every fra
                                             [--no-expression] [--served-only]
 
 Rows (all lite, 256², one machine, the same stream):
-- in-process: `SessionStore` on ONNX Runtime, one call (batch 1) and 8 calls batched (batch 8);
+- in-process: `SessionStore` on ONNX Runtime (and on the served runtime, when another), one call (batch 1) and
+  8 calls batched (batch 8);
 - Triton `decoder`, warp in the session's process (the served layout), at each concurrency;
 - Triton `decoder` with `warp_in_decoder=False`: warp_decoder by BLS, f_s through shared memory per batch;
 - Triton `warp_decoder` called over gRPC with f_s in every request (a stateless receiver).
@@ -13,8 +14,8 @@ Each figure is steady-state frames decoded / wall time (every call's START, whic
 appearance encoder once, is sent and answered before the clock starts), after a warm-up round. The
 decoder's average batch is Triton's inference count / execution count over the measured frames.
 The stream carries the expression channel (its flow is part of each frame) unless `--no-expression`;
-`--runtime` picks the warp's runtime on both sides; `--served-only` leaves out the two layouts that
-move f_s per frame.
+`--runtime` picks the served models' runtime (default: the serving default); `--served-only` leaves out
+the two layouts that move f_s per frame.
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ def run(video: Path, frames_per_call: int, work: Path, template: Path, *, runtim
         local = RoutedNetworks({"warp_decoder": runner.infer}, networks)
     load = [os.getloadavg()[0]]
     label = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}[runtime]
-    rows = in_process_rows(local, frames, label)
+    rows = in_process_rows(networks, frames, "ONNX Runtime")  # the baseline, whatever the served runtime
+    if runtime != "onnxruntime":
+        rows += in_process_rows(local, frames, label)
     settings = ServingSettings(runtime=runtime)
     served = repository.stage(template, work / "repo", onnx, settings)
     with TritonServer(served, log_path=work / "served.log") as server:
@@ -211,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="template repository")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--write", type=Path, help="replace the table between the bench markers of this file")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime", help="the warp's runtime, both sides")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=ServingSettings().runtime,
+                        help="the served runtime (in-process: ONNX Runtime, and this one)")
     parser.add_argument("--no-expression", dest="expression", action="store_false", help="head motion only")
     parser.add_argument("--served-only", action="store_true", help="leave out the layouts that move f_s per frame")
     args = parser.parse_args(argv)

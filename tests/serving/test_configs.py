@@ -55,9 +55,10 @@ def test_other_settings_render_other_values():
 
 
 def test_runtime_and_queue_delay_settings():
-    assert "runtime" not in configs.parse(configs.render(io_spec.DECODER, ServingSettings())).parameters
-    openvino = configs.parse(configs.render(io_spec.WARP_DECODER, ServingSettings(runtime="openvino")))
-    assert openvino.parameters["runtime"].string_value == "openvino"
+    default = configs.parse(configs.render(io_spec.DECODER, ServingSettings()))
+    assert default.parameters["runtime"].string_value == "openvino"
+    ort = configs.parse(configs.render(io_spec.WARP_DECODER, ServingSettings(runtime="onnxruntime")))
+    assert ort.parameters["runtime"].string_value == "onnxruntime"
     gpu = configs.parse(configs.render(io_spec.DECODER, ServingSettings(runtime="openvino"), target="gpu"))
     assert "runtime" not in gpu.parameters  # the GPU decoder runs no CPU runtime
     no_wait = configs.parse(configs.render(io_spec.DECODER, ServingSettings(queue_delay_us=0)))

@@ -78,7 +78,8 @@ def _sequence_batching(s: ServingSettings) -> str:
         f"  max_sequence_idle_microseconds: {round(s.session_idle_s * 1e6)}\n"
         "  control_input [\n" + ",\n".join(controls) + "\n  ]\n"
         f"  oldest {{ max_candidate_sequences: {s.max_candidate_sequences}, "
-        f"preferred_batch_size: [ {s.max_batch_size} ], max_queue_delay_microseconds: {s.queue_delay_us} }}\n"
+        f"preferred_batch_size: [ {s.preferred_batch or s.max_batch_size} ], "
+        f"max_queue_delay_microseconds: {s.queue_delay_us} }}\n"
         "}\n"
     )
 

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 
-ZERO_ALLOWED = ("queue_delay_us",)  # settings for which 0 means "off"
+ZERO_ALLOWED = ("queue_delay_us", "preferred_batch")  # settings for which 0 means "off" / "the default"
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class ServingSettings:
     decoder_instances: int = 1  # instances of the session model; sessions are sticky to one
     max_batch_size: int = 8
     queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch (0: none)
+    preferred_batch: int = 0  # the decoder's `oldest` preferred batch size (0: max_batch_size)
     max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
     session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
     ort_threads: int = 2  # ONNX Runtime (or OpenVINO) intra-op threads per model instance

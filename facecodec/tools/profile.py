@@ -95,7 +95,8 @@ def default_sweep() -> tuple[ServingSettings, ...]:
     rendered at once, one per core, against one frame on both cores)."""
     one = tuple(ServingSettings(queue_delay_us=delay) for delay in (0, 2000, 10000))
     two = tuple(ServingSettings(queue_delay_us=delay, decoder_instances=2, ort_threads=1) for delay in (0, 2000))
-    return (*one, *two, ServingSettings(queue_delay_us=0, decoder_instances=2))
+    batch = ServingSettings(queue_delay_us=10000, preferred_batch=2)  # wait up to 10 ms for a pair of calls' frames
+    return (*one, batch, *two, ServingSettings(queue_delay_us=0, decoder_instances=2))
 
 
 class TracedServer(TritonServer):
@@ -296,8 +297,9 @@ def _served(settings: ServingSettings, cfg: ProfileConfig, tmp: Path, name: str,
 
 
 def describe(settings: ServingSettings) -> str:
-    return (f"queue delay {settings.queue_delay_us} µs, {settings.decoder_instances} decoder instance(s) × "
-            f"{settings.ort_threads} thread(s), {settings.runtime}")
+    preferred = settings.preferred_batch or settings.max_batch_size
+    return (f"queue delay {settings.queue_delay_us} µs, preferred batch {preferred}, {settings.decoder_instances} "
+            f"decoder instance(s) × {settings.ort_threads} thread(s), {settings.runtime}")
 
 
 def sweep_section(cfg: ProfileConfig, expression, tmp: Path, running=None) -> list[dict]:
@@ -308,6 +310,7 @@ def sweep_section(cfg: ProfileConfig, expression, tmp: Path, running=None) -> li
         s = profiler.summary(level["profile"])
         rows.append({"settings": describe(settings), "queue_delay_us": settings.queue_delay_us,
                      "decoder_instances": settings.decoder_instances, "threads": settings.ort_threads,
+                     "preferred_batch": settings.preferred_batch or settings.max_batch_size,
                      "calls": cfg.sweep_calls,
                      "shown_fps_total": s["shown_fps_total"], "g2g_p50_ms": s["glass_to_glass"]["p50"],
                      "g2g_p95_ms": s["glass_to_glass"]["p95"], "shown_share": _shown_share(s),

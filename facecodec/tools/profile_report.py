@@ -109,7 +109,8 @@ def plots(out: Path, summaries: list[dict], frames: list[dict], result: dict) ->
         fig, ax = plt.subplots(figsize=(6, 4))
         for r in result["sweep"]:
             ax.plot(r["shown_fps_total"], r["g2g_p95_ms"], "o")
-            ax.annotate(f"{r['queue_delay_us']} µs, {r['decoder_instances']}×{r.get('threads', '?')}",
+            ax.annotate(f"{r['queue_delay_us']} µs, b{r.get('preferred_batch', '?')}, "
+                        f"{r['decoder_instances']}×{r.get('threads', '?')}",
                         (r["shown_fps_total"], r["g2g_p95_ms"]), fontsize=7)
         ax.axhline(150, color="grey", ls="--", lw=1)
         ax.set(xlabel="frames shown per second (all calls)", ylabel="p95 glass to glass, ms",

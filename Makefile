@@ -8,8 +8,8 @@ PRESET ?= lite
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-slow test-gpu fuzz lint export engines bench demo serve eval clean \
-	k8s-tools k8s-check k8s-sim
+.PHONY: setup system-deps perf-analyzer test test-slow test-gpu fuzz lint export engines bench demo serve profile \
+	eval clean k8s-tools k8s-check k8s-sim
 
 setup: $(STAMP)
 
@@ -20,6 +20,22 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq ffmpeg libb64-0d >/dev/null; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq ffmpeg libb64-0d >/dev/null; \
 	  else echo "note: no system ffmpeg; using the imageio-ffmpeg binary (no x265/AV1 anchors)"; fi; }
+	@ldconfig -p | grep -q libb64.so.0d || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libb64-0d >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq libb64-0d >/dev/null; \
+	  else echo "note: no libb64-0d; perf_analyzer (make profile) will not start"; fi; }
+
+# perf_analyzer: the binary of the tritonclient 2.51 wheel (later wheels carry none that runs on Debian 12), in its
+# own venv (it pins tritonclient 2.51, the serving venv has 2.73); it loads the CUDA runtime it links, never a GPU.
+PERF_VENV ?= .venv-perf
+PERF_ANALYZER := $(PERF_VENV)/bin/perf_analyzer
+perf-analyzer: $(PERF_ANALYZER)
+
+$(PERF_ANALYZER): | system-deps
+	@echo "==> setting up $(PERF_VENV) (perf_analyzer from tritonclient 2.51.0)"
+	@[ -x $(PERF_VENV)/bin/python ] || $(PYTHON) -m venv $(PERF_VENV)
+	@$(PERF_VENV)/bin/pip install -q 'tritonclient[grpc,http]==2.51.0' 'nvidia-cuda-runtime-cu12==12.9.79'
+	@test -x $@
 
 $(STAMP): pyproject.toml | system-deps
 	@echo "==> setting up $(VENV) (torch 2.13.0 CPU, onnxruntime, tritonserver wheel, ...)"
@@ -29,8 +45,9 @@ $(STAMP): pyproject.toml | system-deps
 	@touch $@
 
 # the Kubernetes checks first (tests/k8s, with their tools installed), then the rest of the suite
-test: setup k8s-check
-	$(PY) -m pytest -m "not slow and not gpu" -q --ignore=tests/k8s $(PYTEST_ARGS)
+test: setup $(PERF_ANALYZER) k8s-check
+	FACECODEC_PERF_ANALYZER=$(abspath $(PERF_ANALYZER)) $(PY) -m pytest -m "not slow and not gpu" -q \
+	  --ignore=tests/k8s $(PYTEST_ARGS)
 
 # The receiver's parsers on 100,000 mutated streams, datagrams and session requests (figures: docs/reliability.md)
 FUZZ_CASES ?= 100000
@@ -80,6 +97,15 @@ serve: setup
 demo: setup
 	$(PY) -m facecodec.tools.demo $(SERVING_REPO) --video $(VIDEO) --out demo-out $(SERVE_ARGS) $(DEMO_ARGS)
 
+# Where a call's milliseconds go, against a real tritonserver (facecodec.tools.profile): perf_analyzer per model,
+# N paced calls timed per stage with Triton's trace, the batching/instance sweep and the capacity; report.md, PNG
+# plots and the raw CSV/JSON in $(PROFILE_OUT). PROFILE_ARGS=--quick is the short version the tests run.
+PROFILE_OUT ?= $(ARTIFACTS)/profile
+PROFILE_ARGS ?=
+profile: setup $(PERF_ANALYZER)
+	FACECODEC_PERF_ANALYZER=$(abspath $(PERF_ANALYZER)) $(VENV)/bin/facecodec profile --out $(PROFILE_OUT) \
+	  --onnx $(ARTIFACTS)/onnx/$(PRESET) --video $(VIDEO) $(PROFILE_ARGS)
+
 # The official quality figures (docs/eval, weights/MODEL_CARD.md): self-reenactment of the validation
 # identities vs the repeat-source baseline, free view of one validation face (lp_d10's first frame),
 # and that face driven by another validation identity's clip. Needs the shared face data. The sender
@@ -122,4 +148,4 @@ k8s-sim: setup k8s-tools
 	$(PY) -m facecodec.tools.k8s_sim --manifests $(ARTIFACTS)/k8s-sim/cpu.json --out $(ARTIFACTS)/k8s-sim $(K8S_SIM_ARGS)
 
 clean:
-	rm -rf $(ARTIFACTS) demo-out .pytest_cache
+	rm -rf $(ARTIFACTS) demo-out .pytest_cache $(PERF_VENV) $(K8S_VENV)

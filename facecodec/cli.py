@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--append", type=Path, help="append the table to this markdown file")
     p.set_defaults(func=cmd_bench)
 
+    _add_profile_parser(sub)
+
     from .train.cli import add_train_parser
 
     add_train_parser(sub)
@@ -193,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rd_parser(sub)
     return parser
+
+
+def _add_profile_parser(sub) -> None:
+    """`facecodec profile`; it needs the client and the server (facecodec[serve]), which a `local`
+    install lacks: there the command says so."""
+    try:
+        from .tools import profile
+    except ImportError as err:
+        def unavailable(args, err=err) -> int:
+            raise ImportError(f"facecodec profile needs facecodec[serve]: {err}")
+
+        sub.add_parser("profile", help="latency profile (needs facecodec[serve])").set_defaults(func=unavailable)
+        return
+    p = sub.add_parser("profile", help="latency profile against a real tritonserver (make profile)",
+                       description=profile.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    profile.add_arguments(p)
+    p.set_defaults(func=profile.cmd_profile)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,13 +57,21 @@ class OrtRunner(Runner):
     """ONNX Runtime on CPU with a fixed number of intra-op threads.
 
     Intra-op threads busy-wait between ops by default; `spin=False` makes them sleep instead, which
-    matters when several processes (Triton stubs, a trainer) share a few cores.
+    matters when several processes (Triton stubs, a trainer) share a few cores. `rewrite` (default):
+    the graph's 5-D GridSamples run as multi-threaded gathers (`ort_rewrite`), the file is unchanged.
     """
 
-    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True):
+    OPTIMIZATION = ("disabled", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels
+
+    def __init__(self, path: str | Path, threads: int = 2, spin: bool = True, rewrite: bool = True,
+                 optimization: str = "all"):
         super().__init__()
-        self.path, self.threads, self.spin = Path(path), threads, spin
+        if optimization not in self.OPTIMIZATION:
+            raise ValueError(f"unknown graph optimisation {optimization!r}; choose from {self.OPTIMIZATION}")
+        self.path, self.threads, self.spin, self.rewrite = Path(path), threads, spin, rewrite
+        self.optimization = optimization
         self.session = None
+        self.rewritten = 0  # 5-D GridSamples replaced
 
     def _activate_impl(self) -> None:
         import onnxruntime as ort
@@ -73,9 +81,27 @@ class OrtRunner(Runner):
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        level = "ORT_DISABLE_ALL" if self.optimization == "disabled" else f"ORT_ENABLE_{self.optimization.upper()}"
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        model = self._rewritten() if self.rewrite else None
+        self.session = ort.InferenceSession(model or str(self.path), opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _rewritten(self) -> bytes | None:
+        """The rewritten graph's bytes, or None when nothing in it is rewritten (ONNX Runtime then reads
+        the file itself)."""
+        import onnx
+
+        from .ort_rewrite import gather_grid_sample
+
+        model = onnx.load(str(self.path), load_external_data=False)
+        if not any(n.op_type == "GridSample" for n in model.graph.node):
+            return None
+        if _has_external(model):
+            onnx.load_external_data_for_model(model, str(self.path.parent))
+        model, self.rewritten = gather_grid_sample(model)
+        return model.SerializeToString() if self.rewritten else None
 
     def _deactivate_impl(self) -> None:
         self.session = None
@@ -83,3 +109,94 @@ class OrtRunner(Runner):
     def _infer_impl(self, feeds):
         feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
         return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+
+
+def _has_external(model) -> bool:
+    return any(t.data_location == t.EXTERNAL for t in model.graph.initializer)
+
+
+class OpenVinoRunner(Runner):
+    """OpenVINO's CPU plugin (`pip install facecodec[openvino]`), fp32, behind the same interface.
+
+    OpenVINO reads ONNX but has no 5-D GridSample, so every one is rewritten first (`ort_rewrite`,
+    whatever its channel count). Precision is pinned to fp32: on CPUs with bf16 units OpenVINO would
+    otherwise compute in bf16 (up to 0.2 off on a [0, 1] frame). A model is compiled per batch size
+    (static shapes): `batches` at activation (a server compiles every batch it may get, so that no call
+    waits for a compile), any other on first use.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 2, batches: tuple[int, ...] = (1,)):
+        super().__init__()
+        self.path, self.threads, self.batches = Path(path), threads, batches
+        self.compiled: dict[int, object] = {}
+        self.rewritten = 0
+
+    def _activate_impl(self) -> None:
+        import onnx
+        import openvino as ov
+
+        from .ort_rewrite import gather_grid_sample
+
+        model, self.rewritten = gather_grid_sample(onnx.load(str(self.path)), min_channels=0)
+        self.core = ov.Core()
+        self.model = self.core.read_model(model=model.SerializeToString())
+        self.input_names = [i.get_any_name() for i in self.model.inputs]
+        self.output_names = [o.get_any_name() for o in self.model.outputs]
+        for batch in self.batches:
+            self._compiled(batch)
+
+    def _compiled(self, batch: int):
+        if batch not in self.compiled:
+            model = self.model.clone()
+            model.reshape({i.get_any_name(): [batch, *(d.get_length() for d in list(i.get_partial_shape())[1:])]
+                           for i in model.inputs})
+            compiled = self.core.compile_model(model, "CPU", {
+                "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": self.threads,
+                "PERFORMANCE_HINT": "LATENCY"})
+            self.compiled[batch] = compiled.create_infer_request()
+        return self.compiled[batch]
+
+    def _deactivate_impl(self) -> None:
+        self.compiled.clear()
+
+    def _infer_impl(self, feeds):
+        feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
+        request = self._compiled(len(feeds[self.input_names[0]]))
+        out = request.infer(feeds)
+        return {name: np.array(out[name]) for name in self.output_names}
+
+
+RUNTIMES = ("onnxruntime", "openvino")
+
+
+def quiet_helper_threads() -> list[str]:
+    """Runs the receiver's small numpy and torch work (the expression flow's matrix products, the
+    keypoints) on one thread. Their thread pools busy-wait after each call and take the cores from the
+    renderer's next ops: about a third of a lite frame on 2 cores (experiments/warp_runtimes.py
+    --blas-threads 1). Returns the pools it limited (numpy's BLAS needs threadpoolctl)."""
+    limited = []
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+        limited.append("blas")
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        limited.append("torch")
+    except ImportError:
+        pass
+    return limited
+
+
+def make_runner(path: str | Path, runtime: str = "onnxruntime", threads: int = 2, spin: bool = True,
+                max_batch: int = 1) -> Runner:
+    """The runner of `runtime` (one of `RUNTIMES`) for an ONNX file, ready for batches up to `max_batch`."""
+    if runtime == "onnxruntime":
+        return OrtRunner(path, threads, spin=spin)
+    if runtime == "openvino":
+        return OpenVinoRunner(path, threads, batches=tuple(range(1, max_batch + 1)))
+    raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")

@@ -21,7 +21,8 @@ LAYERS = [
     "facecodec.eval | facecodec.train",  # measure and train; use the codec, never the reverse
     "facecodec.serving | facecodec.client",  # Triton models and gRPC clients: both on the codec, not on each other
     "facecodec.codec",  # the one sender, the one receiver (sessions, refresh), stream files
-    "facecodec.bitstream | facecodec.onnx_export : facecodec.runtime",  # packets; ONNX export and its runner
+    # packets; ONNX export, its runner and the runner's graph rewrites
+    "facecodec.bitstream | facecodec.onnx_export : facecodec.runtime : facecodec.ort_rewrite",
     # networks, geometry, the tensor contract, weights; and small shared helpers
     "facecodec.models : facecodec.kinematics : facecodec.io_spec : facecodec.presets : facecodec.checkpoint"
     " : facecodec.weights : facecodec.plugin_spec : facecodec.perceptual : facecodec.landmarks : facecodec.media"

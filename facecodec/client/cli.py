@@ -15,6 +15,7 @@ from ..codec.pipeline import ViewEdit
 from ..commands import run_command
 from ..expression import add_expression_argument, expression_sender
 from . import calls
+from .link import LinkModel
 from .remote import DEFAULT_URL
 
 log = logging.getLogger("facecodec.client")
@@ -73,13 +74,17 @@ def cmd_call(args, conn) -> int:
         progress=print,
         expression=expression_sender(args.expression),
         authenticate=args.authenticate,
+        live=not args.no_drop,
+        adapt_rate=not args.fixed_rate,
+        link=LinkModel.from_arguments(args),
     ).report
     summary = report.as_dict()
     if args.out:
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(
-        f"{report.frames} frames at {report.fps_target:g} fps: decoded {report.fps_decoded:.1f} fps, latency p50 "
-        f"{report.latency_ms_p50:.0f} ms / p95 {report.latency_ms_p95:.0f} ms, {report.kbps:.1f} kbit/s "
+        f"{report.frames} frames at {report.fps_target:g} fps: {report.frames_delivered} delivered, "
+        f"{report.frames_dropped} dropped, {report.frames_sent} sent; decoded {report.fps_decoded:.1f} fps, "
+        f"latency p50 {report.latency_ms_p50:.0f} ms / p95 {report.latency_ms_p95:.0f} ms, {report.kbps:.1f} kbit/s "
         f"({report.kbps_motion:.1f} without the keyframe), PSNR vs input {report.psnr_db:.1f} dB"
     )
     return 0
@@ -136,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int)
     p.add_argument("--kbps", type=float, help="target motion bit rate (default: fixed quantiser)")
     p.add_argument("--no-realtime", action="store_true", help="send frames as fast as possible")
+    p.add_argument("--no-drop", action="store_true",
+                   help="decode every frame however late (offline); default: live, the newest motion when behind")
+    p.add_argument("--fixed-rate", action="store_true", help="the sender keeps its rate when the receiver is behind")
+    LinkModel.add_arguments(p)
     RefreshPolicy.add_arguments(p)
     add_expression_argument(p)
     p.add_argument("--authenticate", action="store_true",

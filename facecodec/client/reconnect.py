@@ -135,8 +135,14 @@ class ReconnectingSession:
         """True once the call gave up (no server took it within the backoff's limit)."""
         return self._gave_up is not None
 
-    def send(self, frame: FrameRequest) -> Future:
-        """Queue one request of the call; a START (and a reconnection) waits for its server's answer."""
+    @property
+    def last_request_id(self) -> str:
+        """The id of the latest request sent (Triton's trace names it), "" before any."""
+        return "" if self._session is None else self._session.last_request_id
+
+    def send(self, frame: FrameRequest, parameters: dict[str, int | str | bool] | None = None) -> Future:
+        """Queue one request of the call; a START (and a reconnection) waits for its server's answer.
+        `parameters`: Triton request parameters, as `DecoderSession.send`."""
         frame = replace(frame, session_id=self.session_id)
         with self._lock:
             if self._gave_up:
@@ -151,13 +157,13 @@ class ReconnectingSession:
                 self._reconnect()
             session = self._session
             try:
-                inner = session.send(frame)
+                inner = session.send(frame, parameters=parameters)
             except ClientError:
                 if not session.broken:
                     raise
                 self._reconnect()
                 session = self._session
-                inner = session.send(frame)
+                inner = session.send(frame, parameters=parameters)
             self._requests += 1
         self.ended |= frame.end
         outer: Future = Future()

@@ -105,6 +105,7 @@ class DecoderSession:
         self._lock = threading.Lock()
         self._window = threading.BoundedSemaphore(window)
         self._count = 0
+        self.last_request_id = ""
         self._broken: str | None = None  # why the stream died, once it has
         self.started = self.ended = False
         self.client.start_stream(callback=self._on_response)
@@ -115,8 +116,10 @@ class DecoderSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def send(self, frame: FrameRequest) -> Future:
-        """Queue one request of this call (its session_id is replaced by the session's)."""
+    def send(self, frame: FrameRequest, parameters: dict[str, int | str | bool] | None = None) -> Future:
+        """Queue one request of this call (its session_id is replaced by the session's). `parameters`:
+        Triton request parameters (e.g. `dropped`, the frames the receiver skipped since its last
+        request, which the decoder counts in its metrics)."""
         if not self._window.acquire(timeout=self.timeout):
             raise ClientError(f"decoder session {self.session_id}: no response within {self.timeout} s")
         future: Future = Future()
@@ -126,15 +129,18 @@ class DecoderSession:
                 raise ClientError(self._broken)
             self._pending.append(future)
             self._count += 1
+            request_id = f"{self.session_id}-{self._count}"  # unique per server: Triton's trace names it
+            self.last_request_id = request_id
             try:
                 self.client.async_stream_infer(
                     io_spec.DECODER.name,
                     _inputs(frame.to_tensors()),
                     outputs=[grpcclient.InferRequestedOutput(n) for n in io_spec.DECODER.output_names],
-                    request_id=str(self._count),
+                    request_id=request_id,
                     sequence_id=self.session_id,
                     sequence_start=frame.start,
                     sequence_end=frame.end,
+                    parameters=parameters,
                 )
             except InferenceServerException as err:
                 self._pending.pop()

@@ -85,11 +85,14 @@ class Sender:
     def stats(self) -> StreamStats:
         return self.encoder.stats
 
-    def send(self, frames: np.ndarray | None, motion: MotionBatch | None = None) -> list[bytes]:
+    def send(self, frames: np.ndarray | None, motion: MotionBatch | None = None,
+             timestamps_ms: list[int] | None = None) -> list[bytes]:
         """The packets of the next T frames ((T, S, S, 3) uint8), each frame's [KEYFRAME] MOTION.
 
         `motion`: the frames' motion when already estimated (else the networks estimate it).
-        `frames` None: a motion-only stream (no keyframe, no refresh)."""
+        `frames` None: a motion-only stream (no keyframe, no refresh). `timestamps_ms`: each frame's
+        capture time (default: the header's frame rate, every frame sent; a live sender that lowers
+        its rate passes them)."""
         if frames is None and self.encoder.refresh is not None:
             raise ValueError("a refresh policy needs the frame images")
         if frames is not None and self.frames_sent == 0:
@@ -109,9 +112,11 @@ class Sender:
         if self.search is not None:
             motion = self.search(frames, motion, self.keyframe, self.source_face)
         images = frames if frames is not None else [None] * len(motion)
+        if timestamps_ms is None:
+            timestamps_ms = [round((self.frames_sent + i) * self.header.frame_ms) for i in range(len(motion))]
         chunks = []
-        for m, image in zip(motion.to_motions(), images, strict=True):
-            chunks.append(self.encoder.encode(m, round(self.frames_sent * self.header.frame_ms), image))
+        for m, image, stamp in zip(motion.to_motions(), images, timestamps_ms, strict=True):
+            chunks.append(self.encoder.encode(m, stamp, image))
             self.frames_sent += 1
         return chunks
 

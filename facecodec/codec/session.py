@@ -11,6 +11,7 @@ in-process receiver (`codec.receiver.receive`) run this same code, so their outp
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
@@ -156,7 +157,7 @@ class HostArrays:
 
     @staticmethod
     def concat(parts: list) -> np.ndarray:
-        return np.concatenate(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)  # one call's frame: no 2 MiB copy of f_s
 
 
 @dataclass
@@ -169,8 +170,11 @@ class SessionStore:
     """Live call sessions of one decoder instance, with a cap and idle eviction.
 
     Triton's sequence scheduler drops an idle sequence without telling the model, so the store
-    evicts by its own timestamps (swept on every `decode`).
+    evicts by its own timestamps (swept on every `decode`). `seconds` adds up the time of each stage
+    (`STAGES`) and `frames` the frames rendered, for the profiler and the server's metrics.
     """
+
+    STAGES = ("source", "keypoints", "expression_flow", "warp")
 
     def __init__(
         self,
@@ -184,6 +188,8 @@ class SessionStore:
         self.networks, self.max_sessions, self.idle_s, self.clock = networks, max_sessions, idle_s, clock
         self.arrays = arrays or HostArrays()
         self.sessions: dict[int, Session] = {}
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self.frames = 0
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -216,10 +222,13 @@ class SessionStore:
                 if req.end:
                     self.sessions.pop(req.session_id, None)
         if feeds:
+            start = time.perf_counter()
             try:
                 frames = self._render(list(feeds.values()))
+                self.frames += len(frames)
             except Exception as err:  # the whole batch failed to render: every frame in it reports it
                 frames = [RuntimeError(f"warp_decoder failed: {err}")] * len(feeds)
+            self.seconds["warp"] += time.perf_counter() - start
             for i, frame in zip(feeds, frames, strict=True):
                 results[i] = frame
         return results  # type: ignore[return-value]
@@ -229,6 +238,7 @@ class SessionStore:
         if not req.ready:
             raise SessionError("inactive batch slot (READY=0)")
         motion = req.motion
+        start = time.perf_counter()
         if req.start:
             session, motion = self._start(req)
         else:
@@ -244,9 +254,14 @@ class SessionStore:
                 session.receiver.set_source(source, motion, req.source_face)
         session.last_seen = self.clock()
         rx = session.receiver
+        now = time.perf_counter()
+        self.seconds["source"] += now - start
         if motion is not None:
             kp_driving = rx.driving_keypoints(motion, req.view, req.relative)
+            self.seconds["keypoints"] += time.perf_counter() - now
+            now = time.perf_counter()
             flow = rx.expression_flow(motion, req.relative)
+            self.seconds["expression_flow"] += time.perf_counter() - now
         elif req.end:  # END alone (an aborted call): the frame is the source at its own pose
             kp_driving = rx.kp_source
             flow = zero_flow(1, flow_size(rx.source_image.shape[-1]))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 
-from ..runtime import OrtRunner
+from ..runtime import Runner, make_runner
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,23 @@ class _Model:
         self.version_dir = Path(args["model_repository"]) / args["model_version"]
         config = json.loads(args["model_config"])
         self.params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.max_batch = int(config.get("max_batch_size", 1)) or 1
         self.input_names = [t["name"] for t in config["input"]]
         self.output_names = [t["name"] for t in config["output"]]
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {self.name} %(name)s: %(message)s")
 
-    def runner(self, filename: str) -> OrtRunner:
+    def runner(self, filename: str) -> Runner:
         # no spinning: several stub processes share the cores, and a spinning thread starves them
-        runner = OrtRunner(self.version_dir / filename, threads=int(self.params.get("ort_threads", 2)), spin=False)
-        runner.activate()
+        runtime, threads = self.params.get("runtime", "onnxruntime"), int(self.params.get("ort_threads", 2))
+        try:
+            runner = make_runner(self.version_dir / filename, runtime, threads=threads, spin=False,
+                                 max_batch=self.max_batch)
+            runner.activate()
+        except ImportError as err:  # e.g. openvino not installed (facecodec[openvino]): serve, but say so
+            log.warning("%s: %s unavailable (%s); running ONNX Runtime instead", self.name, runtime, err)
+            runner = make_runner(self.version_dir / filename, "onnxruntime", threads=threads, spin=False)
+            runner.activate()
+        log.info("%s: %s on %d thread(s)", self.name, type(runner).__name__, threads)
         return runner
 
     def inputs(self, request, names) -> dict[str, np.ndarray | None]:
@@ -93,9 +103,12 @@ class DecoderModel(_Model):
         from ..codec.session import HostArrays, SessionStore
         from .bls import BlsNetworks, RoutedNetworks, gpu_session_parts
         from .configs import CONTROLS, CORRID, WARP_FILE
-        from .metrics import SessionGauge
+        from .metrics import DecoderMetrics
 
         super().__init__(args)
+        from ..runtime import quiet_helper_threads
+
+        log.info("decoder: helper thread pools on one thread: %s", quiet_helper_threads())
         if args.get("model_instance_kind") == "GPU":
             networks, arrays = gpu_session_parts(self.pb, int(args["model_instance_device_id"]))
         else:
@@ -110,11 +123,14 @@ class DecoderModel(_Model):
             idle_s=float(self.params["session_idle_s"]),
         )
         self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
-        self.gauge = SessionGauge(self.pb, self.name, args["model_version"], args["model_instance_name"])
+        labels = {"model": self.name, "version": str(args["model_version"]), "instance": args["model_instance_name"]}
+        self.metrics = DecoderMetrics(self.pb, labels, SessionStore.STAGES)
 
     def execute(self, requests: list) -> list:
         from ..codec.session import FrameRequest
+        from .metrics import dropped_frames
 
+        started, decoded = time.perf_counter(), self.store.frames
         frames = []
         for request in requests:
             try:
@@ -126,7 +142,9 @@ class DecoderModel(_Model):
         except Exception as err:  # noqa: BLE001 - last resort: answer every request rather than raise
             log.exception("decoder batch failed")
             results = [err] * len(frames)
-        self.gauge.set(len(self.store))
+        self.metrics.record(sessions=len(self.store), decoded=self.store.frames - decoded,
+                            dropped=sum(dropped_frames(r) for r in requests),
+                            batch_seconds=time.perf_counter() - started, stage_seconds=self.store.seconds)
         return [self.response(r if isinstance(r, Exception) else {"output_image": r}) for r in results]
 
     def finalize(self) -> None:

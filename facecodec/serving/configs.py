@@ -45,7 +45,7 @@ HEADER = (
 )
 MODULE = {"cpu": "configs", "gpu": "gpu"}  # the command that writes each target
 PLATFORM = "tensorrt_plan"  # the GPU target's networks
-CPU_ONLY_PARAMETERS = ("ort_threads",)  # the GPU decoder runs no ONNX Runtime
+CPU_ONLY_PARAMETERS = ("ort_threads", "runtime")  # the GPU decoder runs no ONNX Runtime
 SESSION_MODEL = Path("decoder") / "1" / "model.py"  # the same file in both repositories
 
 
@@ -78,7 +78,8 @@ def _sequence_batching(s: ServingSettings) -> str:
         f"  max_sequence_idle_microseconds: {round(s.session_idle_s * 1e6)}\n"
         "  control_input [\n" + ",\n".join(controls) + "\n  ]\n"
         f"  oldest {{ max_candidate_sequences: {s.max_candidate_sequences}, "
-        f"preferred_batch_size: [ {s.max_batch_size} ], max_queue_delay_microseconds: {s.queue_delay_us} }}\n"
+        f"preferred_batch_size: [ {s.preferred_batch or s.max_batch_size} ], "
+        f"max_queue_delay_microseconds: {s.queue_delay_us} }}\n"
         "}\n"
     )
 
@@ -100,6 +101,7 @@ def _warmup(spec: ModelSpec, settings: ServingSettings) -> str:
 def parameters(spec: ModelSpec, settings: ServingSettings, target: str = "cpu") -> dict[str, object]:
     """A model's `parameters`; on the GPU target the decoder's, sorted, less the ONNX Runtime ones."""
     params: dict[str, object] = {"preset": settings.preset, "ort_threads": settings.ort_threads}
+    params["runtime"] = settings.runtime
     if spec is io_spec.DECODER:
         params.update(max_sessions=settings.max_sessions, session_idle_s=settings.session_idle_s)
         if not settings.warp_in_decoder:  # rendered only when off, so the default configs stay as they are

@@ -12,23 +12,32 @@ import dataclasses
 from dataclasses import dataclass
 
 
+ZERO_ALLOWED = ("queue_delay_us", "preferred_batch")  # settings for which 0 means "off" / "the default"
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     preset: str = "lite"
     network_instances: int = 1  # instances of motion_encoder / appearance_encoder / warp_decoder
     decoder_instances: int = 1  # instances of the session model; sessions are sticky to one
     max_batch_size: int = 8
-    queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch
+    queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch (0: none)
+    preferred_batch: int = 0  # the decoder's `oldest` preferred batch size (0: max_batch_size)
     max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
     session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
-    ort_threads: int = 2  # ONNX Runtime intra-op threads per model instance
+    ort_threads: int = 2  # ONNX Runtime (or OpenVINO) intra-op threads per model instance
+    runtime: str = "openvino"  # or "onnxruntime": the models' runtime (ONNX Runtime when openvino is missing)
     warp_in_decoder: bool = True  # False: warp_decoder by BLS per frame batch, f_s copied each time (measurement)
 
     def __post_init__(self) -> None:
+        if self.runtime not in ("onnxruntime", "openvino"):
+            raise ValueError(f"serving setting runtime must be onnxruntime or openvino, got {self.runtime!r}")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-                raise ValueError(f"serving setting {field.name} must be positive, got {value}")
+            least = 0 if field.name in ZERO_ALLOWED else 1e-9
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < least:
+                raise ValueError(f"serving setting {field.name} must be {'≥ 0' if least == 0 else 'positive'}, "
+                                 f"got {value}")
 
     @property
     def max_candidate_sequences(self) -> int:
@@ -47,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        elif field.name == "runtime":
+            group.add_argument(flag, choices=("onnxruntime", "openvino"), default=field.default,
+                               help=f"(default {field.default})")
         else:
             group.add_argument(flag, type=type(field.default), default=field.default, help=f"(default {field.default})")
 

@@ -1,16 +1,21 @@
 """Serving benchmark: aggregate decoded frames/s through Triton at 1, 2, 4, 8 concurrent calls, next
 to the in-process ONNX Runtime decode and to the layouts that move f_s every frame, in one run.
 
-    python -m facecodec.tools.serving_bench [--frames 16] [--write docs/serving.md]
+    python -m facecodec.tools.serving_bench [--frames 16] [--write docs/serving.md] [--runtime openvino]
+                                            [--no-expression] [--served-only]
 
 Rows (all lite, 256², one machine, the same stream):
-- in-process: `SessionStore` on ONNX Runtime, one call (batch 1) and 8 calls batched (batch 8);
+- in-process: `SessionStore` on ONNX Runtime (and on the served runtime, when another), one call (batch 1) and
+  8 calls batched (batch 8);
 - Triton `decoder`, warp in the session's process (the served layout), at each concurrency;
 - Triton `decoder` with `warp_in_decoder=False`: warp_decoder by BLS, f_s through shared memory per batch;
 - Triton `warp_decoder` called over gRPC with f_s in every request (a stateless receiver).
 Each figure is steady-state frames decoded / wall time (every call's START, which runs the
 appearance encoder once, is sent and answered before the clock starts), after a warm-up round. The
 decoder's average batch is Triton's inference count / execution count over the measured frames.
+The stream carries the expression channel (its flow is part of each frame) unless `--no-expression`;
+`--runtime` picks the served models' runtime (default: the serving default); `--served-only` leaves out
+the two layouts that move f_s per frame.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from ..codec.receiver import frame_requests
 from ..codec.sender import Sender, stream_header
 from ..codec.session import SessionStore
 from ..media import read_video
+from ..runtime import RUNTIMES, make_runner, quiet_helper_threads
 from ..serving import repository
+from ..serving.bls import RoutedNetworks
 from ..serving.server import TritonServer, model_metric
 from ..serving.settings import ServingSettings
 
@@ -60,7 +67,7 @@ HEADER = (
 )
 
 
-def in_process_rows(networks: OrtNetworks, frames: list[DecodedFrame]) -> list[Row]:
+def in_process_rows(networks, frames: list[DecodedFrame], label: str = "ONNX Runtime") -> list[Row]:
     rows = []
     for calls in (1, 8):
         store = SessionStore(networks, max_sessions=calls, idle_s=1e9)
@@ -70,9 +77,7 @@ def in_process_rows(networks: OrtNetworks, frames: list[DecodedFrame]) -> list[R
         for i in range(1, len(frames)):
             store.decode([reqs[i] for reqs in per_call])
         rows.append(
-            Row(
-                f"in-process ONNX Runtime, batch {calls}", calls, calls * (len(frames) - 1), time.perf_counter() - start
-            )
+            Row(f"in-process {label}, batch {calls}", calls, calls * (len(frames) - 1), time.perf_counter() - start)
         )
     return rows
 
@@ -141,26 +146,44 @@ def stateless_row(server: TritonServer, networks: OrtNetworks, frames: list[Deco
     return Row(f"Triton `warp_decoder` over gRPC, f_s sent per frame ({mb:.1f} MiB/request)", 1, len(feeds), seconds)
 
 
-def run(video: Path, frames_per_call: int, work: Path, template: Path) -> tuple[list[Row], str]:
+def run(video: Path, frames_per_call: int, work: Path, template: Path, *, runtime: str = "onnxruntime",
+        expression: bool = True, served_only: bool = False) -> tuple[list[Row], str]:
     onnx = repository.ensure_export(work / "onnx", "lite")
     networks = OrtNetworks(onnx)
-    header = stream_header("lite", 15, 256, 25.0)
-    chunks = Sender(networks, header).send(read_video(video, max_frames=frames_per_call))
+    quiet_helper_threads()  # as the served decoder does: the in-process receiver on equal terms
+    sender_expression = None
+    if expression:
+        from ..expression import ExpressionSender
+
+        sender_expression = ExpressionSender()
+    header = stream_header("lite", 15, 256, 25.0, expression=sender_expression)
+    chunks = Sender(networks, header, expression=sender_expression).send(read_video(video, max_frames=frames_per_call))
     frames = decode_stream(stream_bytes(header, chunks)).frames
+    local = networks
+    if runtime != "onnxruntime":
+        runner = make_runner(onnx / "warp_decoder.onnx", runtime)
+        runner.activate()
+        local = RoutedNetworks({"warp_decoder": runner.infer}, networks)
     load = [os.getloadavg()[0]]
-    rows = in_process_rows(networks, frames)
-    served = repository.stage(template, work / "repo", onnx, ServingSettings())
+    label = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}[runtime]
+    rows = in_process_rows(networks, frames, "ONNX Runtime")  # the baseline, whatever the served runtime
+    if runtime != "onnxruntime":
+        rows += in_process_rows(local, frames, label)
+    settings = ServingSettings(runtime=runtime)
+    served = repository.stage(template, work / "repo", onnx, settings)
     with TritonServer(served, log_path=work / "served.log") as server:
-        rows += triton_rows(server, frames, "Triton `decoder` session, warp in its process (served layout)")
-        rows.append(stateless_row(server, networks, frames))
-    bls = repository.stage(template, work / "repo_bls", onnx, ServingSettings(warp_in_decoder=False))
-    with TritonServer(bls, log_path=work / "bls.log") as server:
-        rows += triton_rows(server, frames, "Triton `decoder`, warp by BLS (f_s copied per batch)", levels=(1, 8))
+        rows += triton_rows(server, frames, f"Triton `decoder` session, warp in its process ({label})")
+        if not served_only:
+            rows.append(stateless_row(server, networks, frames))
+    if not served_only:
+        bls = repository.stage(template, work / "repo_bls", onnx, settings.with_(warp_in_decoder=False))
+        with TritonServer(bls, log_path=work / "bls.log") as server:
+            rows += triton_rows(server, frames, "Triton `decoder`, warp by BLS (f_s copied per batch)", levels=(1, 8))
     load.append(os.getloadavg()[0])
     machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, ORT threads "
-        f"{ServingSettings().ort_threads} per instance; 1-min load average {load[0]:.1f} at start, "
-        f"{load[1]:.1f} at end; {frames_per_call} frames per call"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {label} with "
+        f"{ServingSettings().ort_threads} threads per instance; expression channel {'on' if expression else 'off'}; "
+        f"1-min load average {load[0]:.1f} at start, {load[1]:.1f} at end; {frames_per_call} frames per call"
     )
     return rows, machine
 
@@ -191,9 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="template repository")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--write", type=Path, help="replace the table between the bench markers of this file")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=ServingSettings().runtime,
+                        help="the served runtime (in-process: ONNX Runtime, and this one)")
+    parser.add_argument("--no-expression", dest="expression", action="store_false", help="head motion only")
+    parser.add_argument("--served-only", action="store_true", help="leave out the layouts that move f_s per frame")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="facecodec-bench-") as tmp:
-        rows, machine = run(args.video, args.frames, args.work or Path(tmp), args.repository)
+        rows, machine = run(args.video, args.frames, args.work or Path(tmp), args.repository, runtime=args.runtime,
+                            expression=args.expression, served_only=args.served_only)
     table = markdown(rows, machine)
     print(table)
     if args.write:

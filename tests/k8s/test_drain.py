@@ -53,7 +53,7 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.1):
 def run_call(results: dict, name: str, conn: Connection, tmp_path, frames: int) -> threading.Thread:
     def target():
         try:
-            results[name] = call(conn, SAMPLE_CLIP, max_frames=frames, realtime=True)
+            results[name] = call(conn, SAMPLE_CLIP, max_frames=frames, realtime=True, live=False)  # every frame
             (tmp_path / f"{name}.fcdc").write_bytes(results[name].stream)  # the packets the link carried
         except BaseException as err:  # noqa: BLE001 - handed to the test
             results[name] = err

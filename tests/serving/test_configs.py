@@ -54,6 +54,21 @@ def test_other_settings_render_other_values():
     assert configs.contract(config) == configs.expected_contract(io_spec.DECODER, "vox256")
 
 
+def test_runtime_and_queue_delay_settings():
+    default = configs.parse(configs.render(io_spec.DECODER, ServingSettings()))
+    assert default.parameters["runtime"].string_value == "openvino"
+    ort = configs.parse(configs.render(io_spec.WARP_DECODER, ServingSettings(runtime="onnxruntime")))
+    assert ort.parameters["runtime"].string_value == "onnxruntime"
+    gpu = configs.parse(configs.render(io_spec.DECODER, ServingSettings(runtime="openvino"), target="gpu"))
+    assert "runtime" not in gpu.parameters  # the GPU decoder runs no CPU runtime
+    no_wait = configs.parse(configs.render(io_spec.DECODER, ServingSettings(queue_delay_us=0)))
+    assert no_wait.sequence_batching.oldest.max_queue_delay_microseconds == 0
+    with pytest.raises(ValueError):
+        ServingSettings(runtime="tensorflow")
+    with pytest.raises(ValueError):
+        ServingSettings(queue_delay_us=-1)
+
+
 def test_docs_tensor_table_is_generated():
     assert configs.tensor_table(ServingSettings()) in DOCS.read_text()
     assert configs.check(REPOSITORY, ServingSettings(), DOCS) == []

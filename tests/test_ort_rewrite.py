@@ -1,0 +1,89 @@
+"""The runner's graph rewrite: 5-D GridSample as multi-threaded gathers gives GridSample's result."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from facecodec.ort_rewrite import gather_grid_sample
+from facecodec.runtime import OrtRunner
+
+from .served import SAMPLE_CLIP
+
+
+def grid_sample_model(x_shape, grid_shape, **attrs) -> onnx.ModelProto:
+    node = helper.make_node("GridSample", ["X", "grid"], ["Y"], mode="linear", padding_mode="zeros", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape),
+                                            helper.make_tensor_value_info("grid", TensorProto.FLOAT, grid_shape)],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def run(model: onnx.ModelProto, feeds) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
+        None, feeds)[0]
+
+
+@pytest.mark.parametrize("x_shape, grid_shape", [((2, 16, 8, 64, 64), (2, 8, 64, 64, 3)),
+                                                 ((1, 9, 5, 7, 11), (1, 3, 6, 4, 3))])
+def test_gathered_grid_sample_equals_grid_sample(x_shape, grid_shape):
+    rng = np.random.default_rng(0)
+    feeds = {"X": rng.standard_normal(x_shape, dtype=np.float32),
+             "grid": rng.uniform(-1.3, 1.3, grid_shape).astype(np.float32)}  # beyond the edges too: zeros padding
+    feeds["grid"][0, 0, 0, 0] = [-1.0, 1.0, 0.0]  # exact edges
+    stock = grid_sample_model(x_shape, grid_shape)
+    rewritten, count = gather_grid_sample(stock)
+    assert count == 1 and not any(n.op_type == "GridSample" for n in rewritten.graph.node)
+    np.testing.assert_allclose(run(rewritten, feeds), run(stock, feeds), atol=2e-6)
+
+
+def test_only_eligible_grid_samples_are_rewritten():
+    few_channels = grid_sample_model((1, 2, 4, 8, 8), (1, 4, 8, 8, 3))
+    assert gather_grid_sample(few_channels)[1] == 0  # the per-point gather would cost more than it saves
+    assert gather_grid_sample(few_channels, min_channels=0)[1] == 1
+    corners = grid_sample_model((1, 16, 4, 8, 8), (1, 4, 8, 8, 3), align_corners=1)
+    assert gather_grid_sample(corners)[1] == 0  # only the reference's align_corners=0 is written out
+    image = grid_sample_model((1, 16, 8, 8), (1, 8, 8, 2))
+    assert gather_grid_sample(image)[1] == 0  # 4-D stays
+
+
+def test_the_runner_rewrites_the_warp_and_keeps_its_output(onnx_dir):
+    from facecodec.codec.pipeline import OrtNetworks, Receiver, encode_frames, images_to_batch
+    from facecodec.media import read_video
+
+    frames = images_to_batch(read_video(SAMPLE_CLIP, max_frames=31))
+    plain = OrtNetworks(onnx_dir)
+    motion = encode_frames(plain, frames)
+    rx = Receiver(plain)
+    rx.set_source(frames[:1], motion[0])
+    feeds = {"source_image": rx.source_image, "source_features": rx.features, "kp_source": rx.kp_source,
+             "kp_driving": rx.driving_keypoints(motion[30]), "expression_flow": rx.expression_flow(motion[30])}
+    with OrtRunner(onnx_dir / "warp_decoder.onnx", rewrite=False) as stock, \
+            OrtRunner(onnx_dir / "warp_decoder.onnx") as fast:
+        expected, got = stock.infer(feeds)["output_image"], fast.infer(feeds)["output_image"]
+    assert stock.rewritten == 0 and fast.rewritten == 1  # the generator's volume warp (16 channels)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_openvino_runner_renders_the_same_frame(onnx_dir):
+    pytest.importorskip("openvino", reason="facecodec[openvino] not installed")
+    from facecodec.runtime import OpenVinoRunner
+
+    rng = np.random.default_rng(1)
+    with OrtRunner(onnx_dir / "warp_decoder.onnx") as ort_runner:
+        feeds = {name: rng.random([2, *shape[1:]], dtype=np.float32) for name, shape in
+                 zip(ort_runner.input_names, (i.shape for i in ort_runner.session.get_inputs()))}
+        feeds["kp_driving"] = feeds["kp_source"] + 0.01
+        feeds["expression_flow"] *= 0.01
+        expected = ort_runner.infer(feeds)["output_image"]
+    with OpenVinoRunner(onnx_dir / "warp_decoder.onnx") as ov_runner:
+        got = ov_runner.infer(feeds)["output_image"]  # batch 2: compiled on first use
+        single = ov_runner.infer({k: v[:1] for k, v in feeds.items()})["output_image"]
+    assert ov_runner.rewritten == 2  # both 5-D GridSamples (OpenVINO has none)
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # fp32, not the CPU's bf16
+    np.testing.assert_allclose(single, expected[:1], atol=1e-4)

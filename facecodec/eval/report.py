@@ -91,6 +91,33 @@ def write_json(path: Path, data: dict) -> Path:
     return path
 
 
+def save_clip(path: Path, result: ClipResult, settings: dict) -> Path:
+    """One clip's result and the settings it was measured with, so that a stopped evaluation resumes
+    (`load_clip`). Written to a temporary name first: a stop never leaves half a file."""
+    tmp = path.with_suffix(".tmp")
+    write_json(tmp, {"settings": settings, "result": result.__dict__})
+    tmp.replace(path)
+    return path
+
+
+def load_clip(path: Path, settings: dict) -> ClipResult | None:
+    """The clip saved by `save_clip`, or None when there is none or it was measured otherwise."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("settings") != _jsonable(settings):
+        return None
+
+    def arrays(nested: dict) -> dict:
+        return {k: {m: np.array(v, dtype=np.float64) for m, v in d.items()} for k, d in nested.items()}
+
+    r = saved["result"]
+    for key in ("per_frame", "openings"):
+        r[key] = arrays(r[key])  # None (a NaN written to JSON) → nan
+    return ClipResult(**r)
+
+
 def metrics_document(results: list[ClipResult], info: dict) -> dict:
     """The content of metrics.json."""
     clips = [

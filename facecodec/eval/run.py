@@ -7,6 +7,8 @@ Folder layout: report.md, metrics.json, figures/*.png, videos/<clip>.mp4 (origin
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from .compare import Evaluator, FaceAnalysis
 from .freeview import evaluate_freeview, save_grid
 from .identity import SAME_PERSON_THRESHOLD
 from .metrics import breathing, eye_opening, follows, identity_distance, jitter, mouth_opening, nanmean
-from .report import ClipResult, metrics_document, write_json, write_report
+from .report import ClipResult, load_clip, metrics_document, save_clip, write_json, write_report
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,64 @@ def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_fra
              path.stem, len(original), codec["psnr"], base["psnr"], run.kbps, st["jitter_codec"], st["jitter_camera"],
              st["breathing_codec"])
     return result
+
+
+class ClipCache:
+    """Per-clip results under `folder` (`report.save_clip`): a stopped evaluation resumes where it
+    stopped, and several processes started with the same command share the clips. A process claims a
+    clip with a lock file naming its pid (a dead process's claim is taken over), measures it, saves it;
+    clips claimed by another live process are waited for. Results saved with other settings are
+    measured again."""
+
+    def __init__(self, folder: Path, settings: dict, poll_s: float = 10.0):
+        self.folder, self.settings, self.poll_s = folder, settings, poll_s
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def run(self, clips: list[Path], measure) -> list[ClipResult]:
+        done: dict[Path, ClipResult] = {}
+        while len(done) < len(clips):
+            waiting = False
+            for path in (p for p in clips if p not in done):
+                result = load_clip(self._file(path), self.settings)
+                if result is None and self._claim(path):
+                    try:
+                        result = measure(path)
+                        save_clip(self._file(path), result, self.settings)
+                    finally:
+                        self._lock(path).unlink(missing_ok=True)
+                elif result is not None:
+                    log.info("%s: read back from %s", path.stem, self._file(path))
+                if result is None:
+                    waiting = True
+                else:
+                    done[path] = result
+            if waiting:
+                time.sleep(self.poll_s)  # another process is measuring a clip
+        return [done[p] for p in clips]
+
+    def _file(self, path: Path) -> Path:
+        return self.folder / f"{path.stem}.json"
+
+    def _lock(self, path: Path) -> Path:
+        return self.folder / f"{path.stem}.lock"
+
+    def _claim(self, path: Path) -> bool:
+        lock = self._lock(path)
+        for _ in range(2):
+            try:
+                with open(lock, "x") as f:
+                    f.write(str(os.getpid()))
+                return True
+            except FileExistsError:
+                try:
+                    owner = int(lock.read_text() or 0)
+                    os.kill(owner, 0)
+                    return False  # a live process measures it
+                except (ProcessLookupError, ValueError):
+                    lock.unlink(missing_ok=True)  # its process is gone: take it over
+                except (PermissionError, FileNotFoundError):
+                    return False
+        return False
 
 
 def _openings(faces: FaceAnalysis) -> dict[str, np.ndarray]:
@@ -203,15 +263,19 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
     evaluator = evaluator or Evaluator(lpips_nets=lpips_nets, identity=identity)
     sender = ExpressionSender(landmarker=evaluator.landmarker) if expression else None
     try:
-        results = [evaluate_clip(model, p, evaluator, max_frames=max_frames, refresh=refresh, refine=refine,
-                                 keyframe_quality=keyframe_quality, video_dir=out / "videos" if videos else None,
-                                 stream_dir=out / "streams",
-                                 expression=sender)
-                   for p in clips]
         info = {"preset": model.preset, "weights": model.weights, "clips_from": clips_from, "max_frames": max_frames,
                 "keyframe_quality": keyframe_quality, "refresh": None if refresh is None else _describe(refresh),
                 "refine": None if refine is None else _describe_refine(refine),
                 "expression": None if sender is None else _describe_expression(sender)}
+        settings = {**{k: v for k, v in info.items() if k != "clips_from"}, "metrics": evaluator.metric_names,
+                    "videos": videos}
+
+        def measure(path: Path) -> ClipResult:
+            return evaluate_clip(model, path, evaluator, max_frames=max_frames, refresh=refresh, refine=refine,
+                                 keyframe_quality=keyframe_quality, video_dir=out / "videos" if videos else None,
+                                 stream_dir=out / "streams", expression=sender)
+
+        results = ClipCache(out / "clips", settings).run(clips, measure)
         doc = metrics_document(results, info)
         names = evaluator.metric_names
         figs = {"Per-frame curves": "figures/curves.png", "Means: codec vs baseline": "figures/bars.png",

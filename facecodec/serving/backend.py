@@ -27,6 +27,23 @@ def _pb_utils():
     return pb_utils
 
 
+def request_parameters(request) -> dict:
+    """A request's parameters ({} when absent or malformed)."""
+    try:
+        value = json.loads(request.parameters() or "{}")
+    except (ValueError, TypeError, AttributeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def session_token(request) -> str | None:
+    """The request's session token parameter (`codec.session.TOKEN_PARAMETER`), None if absent."""
+    from ..codec.session import TOKEN_PARAMETER
+
+    token = request_parameters(request).get(TOKEN_PARAMETER)
+    return token if isinstance(token, str) else None
+
+
 class _Model:
     """Config parsing and the response helpers shared by the two model kinds."""
 
@@ -121,6 +138,7 @@ class DecoderModel(_Model):
             arrays=arrays,
             max_sessions=int(self.params["max_sessions"]),
             idle_s=float(self.params["session_idle_s"]),
+            require_token=True,  # a session belongs to the client that started it, not to its id
         )
         self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
         labels = {"model": self.name, "version": str(args["model_version"]), "instance": args["model_instance_name"]}
@@ -134,7 +152,8 @@ class DecoderModel(_Model):
         frames = []
         for request in requests:
             try:
-                frames.append(FrameRequest.from_tensors(self.inputs(request, self.tensor_names)))
+                frames.append(FrameRequest.from_tensors(self.inputs(request, self.tensor_names),
+                                                        token=session_token(request)))
             except Exception as err:  # noqa: BLE001 - a malformed request fails alone
                 frames.append(err)
         try:

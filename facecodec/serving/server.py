@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .. import io_spec
 from .metrics import ACTIVE_SESSIONS
+from .security import ServerTls, restricted_arguments
 
 log = logging.getLogger(__name__)
 BACKENDS_ENV = "FACECODEC_TRITON_BACKENDS"
@@ -123,6 +124,8 @@ class TritonServer:
         stop_timeout: float = 30.0,
         models: list[str] | None = None,
         drain_seconds: float | None = None,
+        tls: ServerTls | None = None,
+        admin_key: str | None = None,
     ):
         self.repository = Path(repository).resolve()
         self.host = host
@@ -142,6 +145,9 @@ class TritonServer:
         if drain_seconds is not None:
             self.stop_timeout = max(stop_timeout, drain_seconds + DRAIN_MARGIN_S)
         self.models = models if models is not None else list(io_spec.SERVED)
+        # gRPC over TLS (security.ServerTls); the admin key restricts model control, shared memory,
+        # statistics, trace and logging to requests carrying it (security.restricted_arguments)
+        self.tls, self.admin_key = tls, admin_key
         self.process: subprocess.Popen | None = None
 
     grpc_url = property(lambda self: f"{self.host}:{self.grpc_port}")
@@ -173,6 +179,8 @@ class TritonServer:
             "--disable-auto-complete-config",  # serve the committed configs exactly
             "--log-info=true",
             *([f"--exit-timeout-secs={math.ceil(self.drain_seconds)}"] if self.drain_seconds is not None else []),
+            *(self.tls.arguments() if self.tls is not None else []),
+            *(restricted_arguments(self.admin_key) if self.admin_key is not None else []),
         ]
 
     def start(self) -> None:

@@ -258,6 +258,7 @@ class CallResult:
     # per captured frame: monotonic seconds at each stage (`captured`, `encoded`, `landmarks`, `packetised`,
     # `arrived`, `depacketised`, `requested`, `answered`, `shown`), its `seq` and decoder `request_id`
     timeline: list[dict] = field(default_factory=list)
+    key: bytes | None = None  # the call's packet key (authenticated calls): `stream` reads with it
 
 
 def call(
@@ -373,7 +374,7 @@ def call(
     stream = stream_bytes(header, packets)
     if out_dir is not None:
         report.outputs = _write_call(Path(out_dir), frames, shown, fps, stream)
-    return CallResult(report, shown, stream, dict(rx.frames), timeline)
+    return CallResult(report, shown, stream, dict(rx.frames), timeline, key)
 
 
 def _send_frame(sender: Sender, networks, expression, frame: np.ndarray, timestamp_ms: int,

@@ -31,7 +31,7 @@ from ..quality import psnr
 from .link import Link, LinkModel
 from .live import RateAdapter, ReceiverReport, RenderQueue
 from .reconnect import Backoff, ReconnectingSession, SessionLost, gaps
-from .remote import DEFAULT_URL, ClientError, RemoteNetworks
+from .remote import DEFAULT_URL, ClientError, RemoteNetworks, ServerBusy
 from .tls import ClientTls
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class CallReport:
     # packets the receiver's bitstream decoder discarded, by reason (`DropReason`: `forged` = failed
     # authentication: injected, altered or replayed; `bad_framing`, `stale`, ...)
     packets_rejected: dict[str, int] = field(default_factory=dict)
+    frames_shed: int = 0  # not sent: the server's motion encoder was busy (queue full) and refused them
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -306,6 +307,7 @@ def call(
     timeline: list[dict] = [{} for _ in frames]
     seq_of: dict[int, int] = {}
     packets: list[bytes] = []
+    shed = 0  # frames the sender's motion encoder refused (its queue full) and the call skipped
     with conn.session() as session:
         back = Link(link, lambda report, sent_at: adapter.report(report), name="call-reports") if adapter else None
         rx = _Receiver(session, header, live=live, reports=back.send if back else None, key=key)
@@ -320,7 +322,15 @@ def call(
             if adapter is not None and not adapter.take() and not last:
                 continue
             keyframes = sender.stats.keyframes
-            packet = _send_frame(sender, networks, expression, frames[n : n + 1], round(n * 1000 / fps), stamps)
+            try:
+                packet = _send_frame(sender, networks, expression, frames[n : n + 1], round(n * 1000 / fps), stamps,
+                                     retries=0 if 0 < n and not last else 5)
+            except ServerBusy as err:  # the motion encoder shed this frame: the call skips it, as a drop
+                if n == 0 or last:
+                    raise
+                shed += 1
+                log.debug("frame %d not sent: %s", n, err)
+                continue
             seq_of[n] = sender.frames_sent - 1
             packets.append(packet)
             if last:
@@ -370,6 +380,7 @@ def call(
         gaps=[asdict(g) for g in gaps({seq: rx.times[seq]["shown"] for seq in rx.frames}, lost)],
         reconnects=[asdict(r) for r in session.reconnects],
         packets_rejected={reason.value: count for reason, count in sorted(rx.decoder.drops.items()) if count},
+        frames_shed=shed,
     )
     stream = stream_bytes(header, packets)
     if out_dir is not None:
@@ -378,10 +389,17 @@ def call(
 
 
 def _send_frame(sender: Sender, networks, expression, frame: np.ndarray, timestamp_ms: int,
-                stamps: dict[str, float]) -> bytes:
+                stamps: dict[str, float], retries: int = 0) -> bytes:
     """One captured frame through the sender's stages, each timed: motion_encoder, the expression
     channel's landmarks, packetise (bitstream, and the keyframe's WebP on the first)."""
-    motion = encode_frames(networks, images_to_batch(frame))
+    for attempt in range(retries + 1):
+        try:
+            motion = encode_frames(networks, images_to_batch(frame))
+            break
+        except ServerBusy:
+            if attempt == retries:
+                raise
+            time.sleep(0.05 * 2**attempt)  # a full queue drains in tens of ms
     stamps["encoded"] = time.monotonic()
     if expression is not None:
         motion = motion.with_face(expression.encode(frame))

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # a server that will not take the call now, though another may: draining, full, unreachable
 RETRYABLE = (
     "Server is stopping", "Server exiting", "stopped accepting", "refused:", "cannot reach", "failed to connect",
-    "Socket closed", "unavailable", "UNAVAILABLE", "stream to",
+    "Socket closed", "unavailable", "UNAVAILABLE", "stream to", "Exceeds maximum queue size",
 )
 
 

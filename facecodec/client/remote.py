@@ -33,6 +33,15 @@ class ClientError(RuntimeError):
     """A request failed on the server (its message says why) or the server is unreachable."""
 
 
+class ServerBusy(ClientError):
+    """The model's queue is full: the server shed this request at once. Retry later, or skip the frame."""
+
+    retryable = True
+
+
+QUEUE_FULL = "Exceeds maximum queue size"  # Triton's refusal when a model's max_queue_size is reached
+
+
 def grpc_client(url: str, *, verbose: bool = False, tls: ClientTls | None = None) -> grpcclient.InferenceServerClient:
     """A tritonclient gRPC client, over TLS when `tls` is given (a server started with --tls-cert)."""
     return grpcclient.InferenceServerClient(url, verbose=verbose, **(tls.grpc_options() if tls is not None else {}))
@@ -71,6 +80,9 @@ class RemoteNetworks:
         try:
             result = self.client.infer(name, _inputs(tensors), outputs=outputs, client_timeout=self.timeout)
         except InferenceServerException as err:
+            if QUEUE_FULL in (err.message() or ""):
+                raise ServerBusy(f"{name} at {self.url} is busy (its queue is full; retry later): "
+                                 f"{err.message()}") from err
             raise ClientError(f"{name} at {self.url}: {err.message()}") from err
         return {n: result.as_numpy(n) for n in spec.output_names}
 

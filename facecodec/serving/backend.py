@@ -83,6 +83,47 @@ class _Model:
         return self.pb.InferenceResponse(output_tensors=tensors)
 
 
+class InputError(ValueError):
+    """A request's tensor that the network must not run on (reported in that request's response)."""
+
+
+def check_inputs(feeds: dict[str, np.ndarray | None], names: list[str]) -> None:
+    """Every input present, non-empty, of one batch size and finite (a NaN or inf image would come back
+    as NaN motion or features, with no error). Triton has checked dtypes and dims against the config."""
+    sizes = set()
+    for name in names:
+        value = feeds.get(name)
+        if value is None or value.size == 0:
+            raise InputError(f"{name}: missing or empty")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputError(f"{name}: values must be finite (NaN or inf found)")
+        sizes.add(len(value))
+    if len(sizes) != 1:
+        raise InputError(f"inputs of different batch sizes {sorted(sizes)}")
+
+
+def run_batch(feeds: list[dict[str, np.ndarray | None]], names: list[str], infer) -> list[dict | Exception]:
+    """One network run over the valid requests of a dynamic batch (concatenated, split back); a request
+    that fails `check_inputs` gets its error and the others their outputs."""
+    results: list[dict | Exception | None] = [None] * len(feeds)
+    valid = []
+    for i, f in enumerate(feeds):
+        try:
+            check_inputs(f, names)
+            valid.append(i)
+        except InputError as err:
+            results[i] = err
+    if valid:
+        try:
+            out = infer({n: np.concatenate([feeds[i][n] for i in valid]) for n in names})
+        except Exception as err:  # noqa: BLE001 - reported to every request of the failed run
+            out = err
+        bounds = np.cumsum([0, *(len(feeds[i][names[0]]) for i in valid)])
+        for i, a, b in zip(valid, bounds[:-1], bounds[1:], strict=True):
+            results[i] = out if isinstance(out, Exception) else {n: v[a:b] for n, v in out.items()}
+    return results  # type: ignore[return-value]
+
+
 class NetworkModel(_Model):
     """One served network on ONNX Runtime: the dynamic batch is concatenated into one run and split
     back per request."""
@@ -92,16 +133,8 @@ class NetworkModel(_Model):
         self.ort = self.runner("model.onnx")
 
     def execute(self, requests: list) -> list:
-        feeds = [self.inputs(r, self.input_names) for r in requests]
-        sizes = [len(f[self.input_names[0]]) for f in feeds]
-        try:
-            out = self.ort.infer({n: np.concatenate([f[n] for f in feeds]) for n in self.input_names})
-        except Exception as err:  # noqa: BLE001 - reported to every request of the failed run
-            return [self.response(err) for _ in requests]
-        bounds = np.cumsum([0, *sizes])
-        return [
-            self.response({n: v[a:b] for n, v in out.items()}) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+        results = run_batch([self.inputs(r, self.input_names) for r in requests], self.input_names, self.ort.infer)
+        return [self.response(r) for r in results]
 
     def finalize(self) -> None:
         self.ort.deactivate()

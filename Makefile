@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps perf-analyzer test test-slow test-gpu fuzz lint export engines bench demo serve profile \
-	eval clean k8s-tools k8s-check k8s-sim
+	eval clean k8s-tools k8s-check k8s-sim soak
 
 setup: $(STAMP)
 
@@ -54,6 +54,16 @@ FUZZ_CASES ?= 100000
 fuzz: setup
 	@mkdir -p $(ARTIFACTS)
 	$(PY) -m facecodec.tools.fuzz --cases $(FUZZ_CASES) --seed 1 --report $(ARTIFACTS)/fuzz.json
+
+# N concurrent paced live calls for M minutes against a real tritonserver on loopback: frames lost and late,
+# p99 latency, server RSS over time and its slope after warm-up, cross-talk (docs/benchmarks.md, Soak).
+# Stops by itself; exit 1 if a frame was lost, a call failed, calls crossed or RSS grew 5 % after warm-up.
+SOAK_CALLS ?= 8
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
+soak: setup
+	$(PY) -m facecodec.tools.soak --calls $(SOAK_CALLS) --minutes $(SOAK_MINUTES) --out $(ARTIFACTS)/soak \
+	  --onnx $(ARTIFACTS)/onnx/$(PRESET) $(SOAK_ARGS)
 
 test-slow: setup
 	$(PY) -m pytest -m "slow" -q $(PYTEST_ARGS)

@@ -10,6 +10,8 @@
 #   FACECODEC_SERVING_ARGS  serving settings, e.g. "--preset vox256 --max-batch-size 16"
 #   FACECODEC_WEIGHTS       weights file (default: the shipped weights of the preset)
 #   FACECODEC_PLUGIN_LIB    the plugin library (set by the image)
+#   FACECODEC_ADMIN_KEY_FILE   a file whose key opens model control, shared memory, statistics, trace
+#                           and logging (refused to requests without it; unset: open, as Triton's default)
 #   FACECODEC_ENTRYPOINT_MODE  all (default): 1-4; prepare: 1-3 only (a Kubernetes init container);
 #                           serve: 4 only, on a $STATE prepared before (mounted read-only; k8s/overlays/gpu)
 set -euo pipefail
@@ -47,8 +49,10 @@ fi
 
 # One line per GPU; `nvidia-smi -L` would also list each MIG instance under its GPU.
 GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
+ADMIN=()
+[ -n "${FACECODEC_ADMIN_KEY_FILE:-}" ] && ADMIN=(--admin-key-file "$FACECODEC_ADMIN_KEY_FILE")
 ARGS_TEXT=$(python3 -m facecodec.serving.gpu --server-args --repository "$STATE/repository" --gpus "$GPUS" \
-  "${SETTINGS[@]}")
+  "${ADMIN[@]}" "${SETTINGS[@]}")
 mapfile -t SERVER_ARGS <<< "$ARGS_TEXT"
-log "tritonserver ${SERVER_ARGS[*]} $*"
+log "tritonserver ${SERVER_ARGS[*]//facecodec-admin-key=*/facecodec-admin-key=(hidden)} $*"
 exec tritonserver "${SERVER_ARGS[@]}" "$@"

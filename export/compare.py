@@ -150,7 +150,10 @@ def compare_server(args: argparse.Namespace, settings: ServingSettings) -> list[
     from facecodec.codec.pipeline import MotionBatch, OrtNetworks
     from facecodec.codec.session import FrameRequest, SessionStore
 
-    ort, remote = OrtNetworks(args.onnx_dir), RemoteNetworks(args.url, timeout=args.timeout)
+    from facecodec.client.tls import ClientTls
+
+    tls = ClientTls(args.tls_ca) if args.tls_ca else None
+    ort, remote = OrtNetworks(args.onnx_dir), RemoteNetworks(args.url, timeout=args.timeout, tls=tls)
     findings = []
     for name in args.models:
         for batch in (1, settings.max_batch_size):
@@ -163,7 +166,7 @@ def compare_server(args: argparse.Namespace, settings: ServingSettings) -> list[
     requests = [FrameRequest(1, start=True, source_image=images[:1], motion=motion[0])]
     requests += [FrameRequest(1, motion=motion[i]) for i in range(1, args.frames + 1)]
     local = SessionStore(ort, max_sessions=1, idle_s=600)
-    with DecoderSession(args.url, timeout=args.timeout) as session:
+    with DecoderSession(args.url, timeout=args.timeout, tls=tls) as session:
         served = [session.send(r).result(args.timeout) for r in requests]
     expected = []
     for r in requests:
@@ -195,6 +198,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s = sub.add_parser("server", help="a running GPU server vs in-process ONNX Runtime")
     s.add_argument("-u", "--url", default="127.0.0.1:8001", help="Triton gRPC address (default 127.0.0.1:8001)")
     s.add_argument("-t", "--timeout", type=float, default=60.0)
+    s.add_argument("--tls-ca", type=Path, help="a server speaking TLS: the CA (PEM) that signed its certificate")
     s.add_argument("--frames", type=int, default=4, help="decoder frames after START (default 4)")
     for q in (e, s):
         q.add_argument("--onnx-dir", type=Path, required=True, help="the export's directory")

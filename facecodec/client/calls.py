@@ -30,8 +30,9 @@ from ..media import probe_fps, read_image, read_video, to_frames, write_video
 from ..quality import psnr
 from .link import Link, LinkModel
 from .live import RateAdapter, ReceiverReport, RenderQueue
-from .reconnect import ReconnectingSession, SessionLost, gaps
-from .remote import DEFAULT_URL, ClientError, RemoteNetworks
+from .reconnect import Backoff, ReconnectingSession, SessionLost, gaps
+from .remote import DEFAULT_URL, ClientError, RemoteNetworks, ServerBusy
+from .tls import ClientTls
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -43,15 +44,18 @@ class Connection:
     timeout: float | None = 60.0
     verbose: bool = False
     decoders: tuple[str, ...] = ()  # servers of the call's decoder session, in order (default: url)
+    tls: ClientTls | None = None  # gRPC over TLS (every server of the call)
+    backoff: Backoff = Backoff()  # re-opening the call's session when its server goes away
 
     def networks(self) -> RemoteNetworks:
-        return RemoteNetworks(self.url, timeout=self.timeout, verbose=self.verbose)
+        return RemoteNetworks(self.url, timeout=self.timeout, verbose=self.verbose, tls=self.tls)
 
     def session(self, **kw) -> ReconnectingSession:
         """The call's decoder session; it re-opens on the next of `decoders` (or on the same address,
         e.g. a Kubernetes Service, which reaches another pod) when its server goes away mid-call."""
         urls = self.decoders or (self.url,)
-        return ReconnectingSession(urls, timeout=self.timeout, verbose=self.verbose, **kw)
+        return ReconnectingSession(urls, timeout=self.timeout, verbose=self.verbose, tls=self.tls,
+                                   backoff=self.backoff, **kw)
 
 
 def encode(
@@ -116,6 +120,10 @@ class CallReport:
     lost_frames: list[int] = field(default_factory=list)  # lost with a server that went away (shown: the last frame)
     gaps: list[dict] = field(default_factory=list)  # each run of lost frames: first, frames, ms
     reconnects: list[dict] = field(default_factory=list)  # each move of the call to another server
+    # packets the receiver's bitstream decoder discarded, by reason (`DropReason`: `forged` = failed
+    # authentication: injected, altered or replayed; `bad_framing`, `stale`, ...)
+    packets_rejected: dict[str, int] = field(default_factory=dict)
+    frames_shed: int = 0  # not sent: the server's motion encoder was busy (queue full) and refused them
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -251,6 +259,7 @@ class CallResult:
     # per captured frame: monotonic seconds at each stage (`captured`, `encoded`, `landmarks`, `packetised`,
     # `arrived`, `depacketised`, `requested`, `answered`, `shown`), its `seq` and decoder `request_id`
     timeline: list[dict] = field(default_factory=list)
+    key: bytes | None = None  # the call's packet key (authenticated calls): `stream` reads with it
 
 
 def call(
@@ -270,6 +279,7 @@ def call(
     link: LinkModel | None = None,
     networks: RemoteNetworks | None = None,
     frames: np.ndarray | None = None,
+    tap: Callable[[int, bytes], list[bytes]] | None = None,
 ) -> CallResult:
     """Sender and receiver of one call in one process, the sender paced at the clip's frame rate.
     `out_dir` receives decoded.mp4, side_by_side.mp4 and stream.fcdc. `expression`: the expression
@@ -279,7 +289,9 @@ def call(
     `live` (the default): the receiver renders only the newest motion when it is behind, and with
     `adapt_rate` the sender lowers its frame rate on the receiver's reports; `live=False` (`--no-drop`)
     decodes every frame, however late. `link`: the simulated path between them (default: ideal).
-    `networks` / `frames`: a motion_encoder connection and the clip's frames already at hand."""
+    `networks` / `frames`: a motion_encoder connection and the clip's frames already at hand. `tap`: what
+    a party on the path does, (frame number, packet) → the datagrams that go on the link instead (a
+    test's intruder: altered, replayed or injected packets)."""
     own_networks = networks is None
     networks = networks or conn.networks()
     served = networks.served_model()
@@ -295,6 +307,7 @@ def call(
     timeline: list[dict] = [{} for _ in frames]
     seq_of: dict[int, int] = {}
     packets: list[bytes] = []
+    shed = 0  # frames the sender's motion encoder refused (its queue full) and the call skipped
     with conn.session() as session:
         back = Link(link, lambda report, sent_at: adapter.report(report), name="call-reports") if adapter else None
         rx = _Receiver(session, header, live=live, reports=back.send if back else None, key=key)
@@ -309,12 +322,22 @@ def call(
             if adapter is not None and not adapter.take() and not last:
                 continue
             keyframes = sender.stats.keyframes
-            packet = _send_frame(sender, networks, expression, frames[n : n + 1], round(n * 1000 / fps), stamps)
+            try:
+                packet = _send_frame(sender, networks, expression, frames[n : n + 1], round(n * 1000 / fps), stamps,
+                                     retries=0 if 0 < n and not last else 5)
+            except ServerBusy as err:  # the motion encoder shed this frame: the call skips it, as a drop
+                if n == 0 or last:
+                    raise
+                shed += 1
+                log.debug("frame %d not sent: %s", n, err)
+                continue
             seq_of[n] = sender.frames_sent - 1
             packets.append(packet)
             if last:
                 rx.expect(sender.frames_sent)
-            uplink.send(packet, reliable=sender.stats.keyframes > keyframes)  # a keyframe is retransmitted
+            reliable = sender.stats.keyframes > keyframes  # a keyframe is retransmitted
+            for datagram in tap(n, packet) if tap is not None else [packet]:
+                uplink.send(datagram, reliable=reliable)
             if progress and time.monotonic() >= next_report:
                 next_report += 1.0
                 progress(_live_line(rx, timeline, seq_of, t0))
@@ -356,18 +379,27 @@ def call(
         lost_frames=lost,
         gaps=[asdict(g) for g in gaps({seq: rx.times[seq]["shown"] for seq in rx.frames}, lost)],
         reconnects=[asdict(r) for r in session.reconnects],
+        packets_rejected={reason.value: count for reason, count in sorted(rx.decoder.drops.items()) if count},
+        frames_shed=shed,
     )
     stream = stream_bytes(header, packets)
     if out_dir is not None:
         report.outputs = _write_call(Path(out_dir), frames, shown, fps, stream)
-    return CallResult(report, shown, stream, dict(rx.frames), timeline)
+    return CallResult(report, shown, stream, dict(rx.frames), timeline, key)
 
 
 def _send_frame(sender: Sender, networks, expression, frame: np.ndarray, timestamp_ms: int,
-                stamps: dict[str, float]) -> bytes:
+                stamps: dict[str, float], retries: int = 0) -> bytes:
     """One captured frame through the sender's stages, each timed: motion_encoder, the expression
     channel's landmarks, packetise (bitstream, and the keyframe's WebP on the first)."""
-    motion = encode_frames(networks, images_to_batch(frame))
+    for attempt in range(retries + 1):
+        try:
+            motion = encode_frames(networks, images_to_batch(frame))
+            break
+        except ServerBusy:
+            if attempt == retries:
+                raise
+            time.sleep(0.05 * 2**attempt)  # a full queue drains in tens of ms
     stamps["encoded"] = time.monotonic()
     if expression is not None:
         motion = motion.with_face(expression.encode(frame))

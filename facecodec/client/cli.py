@@ -1,5 +1,6 @@
 """Thin gRPC clients of the served codec: `python -m facecodec.client {encode,decode,call,reenact,freeview}`
-(also `clients/<command>.py`). Shared flags: -u/--url, -t/--timeout, -v."""
+(also `clients/<command>.py`). Shared flags: -u/--url, -t/--timeout, -v, and --tls-ca/--tls-cert/--tls-key
+for a server that speaks TLS."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..expression import add_expression_argument, expression_sender
 from . import calls
 from .link import LinkModel
 from .remote import DEFAULT_URL
+from .tls import ClientTls
 
 log = logging.getLogger("facecodec.client")
 
@@ -29,6 +31,13 @@ def _shared(top: bool) -> argparse.ArgumentParser:
     p.add_argument("-u", "--url", default=default(DEFAULT_URL), help=f"Triton gRPC address (default {DEFAULT_URL})")
     p.add_argument("-t", "--timeout", type=float, default=default(60.0), help="seconds to wait for a response (60)")
     p.add_argument("-v", "--verbose", action="store_true", default=default(False))
+    tls = p.add_argument_group("TLS (a server started with --tls-cert)")
+    tls.add_argument("--tls-ca", type=Path, default=default(None),
+                     help="CA certificate (PEM) that signed the server's certificate")
+    tls.add_argument("--tls-cert", type=Path, default=default(None), help="this client's certificate (PEM), mutual TLS")
+    tls.add_argument("--tls-key", type=Path, default=default(None), help="this client's private key (PEM), mutual TLS")
+    tls.add_argument("--tls", action="store_true", default=default(False),
+                     help="TLS, the server's certificate checked against the system's CAs")
     return p
 
 
@@ -87,6 +96,8 @@ def cmd_call(args, conn) -> int:
         f"latency p50 {report.latency_ms_p50:.0f} ms / p95 {report.latency_ms_p95:.0f} ms, {report.kbps:.1f} kbit/s "
         f"({report.kbps_motion:.1f} without the keyframe), PSNR vs input {report.psnr_db:.1f} dB"
     )
+    if report.packets_rejected:
+        print("packets rejected: " + ", ".join(f"{k} {v}" for k, v in report.packets_rejected.items()))
     return 0
 
 
@@ -181,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    conn = calls.Connection(args.url, args.timeout, args.verbose)
+    conn = calls.Connection(args.url, args.timeout, args.verbose, tls=ClientTls.from_arguments(args))
     return run_command(lambda: args.func(args, conn), log)  # ClientError is a RuntimeError
 
 

@@ -2,8 +2,9 @@
 
 A call's session (the source's f_s) lives in one Triton pod. When that pod goes away mid-call
 (SIGKILL after its drain window, a node lost), the gRPC stream fails; the session then opens a new
-stream on the next server (the same Kubernetes Service address reaches another pod), re-sends the
-current source keyframe as START, and the call goes on from the next packet. Frames that were in
+stream on the next server (the same Kubernetes Service address reaches another pod; a single URL
+is the same server once it is back), re-sends the current source keyframe as START of a fresh
+session (new id, new token), and the call goes on from the next packet. Frames that were in
 flight on the dead stream fail with `SessionLost`: they are the gap, which `gaps` measures. A
 server that refuses the call (draining: "Server is stopping"; full: "refused") is skipped the same
 way. Retries back off exponentially with jitter, up to `Backoff.give_up_s`.
@@ -24,12 +25,13 @@ from dataclasses import dataclass, replace
 
 from ..codec.session import FrameRequest
 from .remote import ClientError, DecoderSession
+from .tls import ClientTls
 
 log = logging.getLogger(__name__)
 # a server that will not take the call now, though another may: draining, full, unreachable
 RETRYABLE = (
     "Server is stopping", "Server exiting", "stopped accepting", "refused:", "cannot reach", "failed to connect",
-    "Socket closed", "unavailable", "UNAVAILABLE", "stream to",
+    "Socket closed", "unavailable", "UNAVAILABLE", "stream to", "Exceeds maximum queue size",
 )
 
 
@@ -105,10 +107,12 @@ class ReconnectingSession:
         window: int = 8,
         verbose: bool = False,
         backoff: Backoff = Backoff(),
+        tls: ClientTls | None = None,
     ):
         if not urls:
             raise ValueError("no server URL")
         self.urls, self.timeout, self.window, self.verbose, self.backoff = list(urls), timeout, window, verbose, backoff
+        self.tls = tls
         self._index = 0
         self._session: DecoderSession | None = None
         self._source: FrameRequest | None = None  # the current source as a START request
@@ -117,7 +121,9 @@ class ReconnectingSession:
         self._gave_up: str | None = None
         self._tries = 0
         self.reconnects: list[Reconnect] = []
-        self.session_id = session_id or secrets.randbits(62) + 1  # uint64 CORRID, the same on every server
+        # the call's id: its first session's CORRID. Every re-opening is a fresh session with a fresh id
+        # and token (the old session may still be live where the stream broke: its id is taken)
+        self.session_id = session_id or secrets.randbits(62) + 1
         self.started = self.ended = False
 
     def __enter__(self) -> "ReconnectingSession":
@@ -190,8 +196,9 @@ class ReconnectingSession:
                 url = self.urls[index % len(self.urls)]
                 tries += 1
                 try:
-                    session = DecoderSession(url, session_id=self.session_id, timeout=self.timeout,
-                                             window=self.window, verbose=self.verbose)
+                    session = DecoderSession(url, session_id=None if self._session else self.session_id,
+                                             timeout=self.timeout, window=self.window, verbose=self.verbose,
+                                             tls=self.tls)
                 except ClientError as err:
                     errors.append(str(err))
                 else:

@@ -20,14 +20,31 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from .. import io_spec
-from ..codec.session import FrameRequest
+from ..codec.session import TOKEN_PARAMETER, FrameRequest
+from .tls import ClientTls
 
 log = logging.getLogger(__name__)
 DEFAULT_URL = "127.0.0.1:8001"
+# Triton's sequence scheduler, for a request of a sequence it does not know (never started, ended, expired)
+SEQUENCE_GONE = "must specify the START flag"
 
 
 class ClientError(RuntimeError):
     """A request failed on the server (its message says why) or the server is unreachable."""
+
+
+class ServerBusy(ClientError):
+    """The model's queue is full: the server shed this request at once. Retry later, or skip the frame."""
+
+    retryable = True
+
+
+QUEUE_FULL = "Exceeds maximum queue size"  # Triton's refusal when a model's max_queue_size is reached
+
+
+def grpc_client(url: str, *, verbose: bool = False, tls: ClientTls | None = None) -> grpcclient.InferenceServerClient:
+    """A tritonclient gRPC client, over TLS when `tls` is given (a server started with --tls-cert)."""
+    return grpcclient.InferenceServerClient(url, verbose=verbose, **(tls.grpc_options() if tls is not None else {}))
 
 
 def _inputs(tensors: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
@@ -51,8 +68,9 @@ class ServedModel:
 class RemoteNetworks:
     """`Networks` callable over gRPC: name + feeds (io_spec names) → outputs."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float | None = None, verbose: bool = False):
-        self.client = grpcclient.InferenceServerClient(url, verbose=verbose)
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float | None = None, verbose: bool = False,
+                 tls: ClientTls | None = None):
+        self.client = grpc_client(url, verbose=verbose, tls=tls)
         self.url, self.timeout = url, timeout
 
     def __call__(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -62,6 +80,9 @@ class RemoteNetworks:
         try:
             result = self.client.infer(name, _inputs(tensors), outputs=outputs, client_timeout=self.timeout)
         except InferenceServerException as err:
+            if QUEUE_FULL in (err.message() or ""):
+                raise ServerBusy(f"{name} at {self.url} is busy (its queue is full; retry later): "
+                                 f"{err.message()}") from err
             raise ClientError(f"{name} at {self.url}: {err.message()}") from err
         return {n: result.as_numpy(n) for n in spec.output_names}
 
@@ -93,10 +114,14 @@ class DecoderSession:
         timeout: float | None = 60.0,
         window: int = 8,
         verbose: bool = False,
+        tls: ClientTls | None = None,
     ):
         self.session_id = session_id or secrets.randbits(62) + 1  # uint64 CORRID; 0 means "none"
+        # bound to the session by START, sent with every request: the id alone (which the server
+        # logs) does not let anyone else into the call
+        self.token = secrets.token_urlsafe(24)
         self.url, self.timeout = url, timeout
-        self.client = grpcclient.InferenceServerClient(url, verbose=verbose)
+        self.client = grpc_client(url, verbose=verbose, tls=tls)
         try:
             self.client.is_server_live(client_timeout=timeout)
         except InferenceServerException as err:
@@ -117,7 +142,8 @@ class DecoderSession:
         self.close()
 
     def send(self, frame: FrameRequest, parameters: dict[str, int | str | bool] | None = None) -> Future:
-        """Queue one request of this call (its session_id is replaced by the session's). `parameters`:
+        """Queue one request of this call (its session_id is replaced by the session's, its token is the
+        session's `token`). `parameters`:
         Triton request parameters (e.g. `dropped`, the frames the receiver skipped since its last
         request, which the decoder counts in its metrics)."""
         if not self._window.acquire(timeout=self.timeout):
@@ -140,7 +166,7 @@ class DecoderSession:
                     sequence_id=self.session_id,
                     sequence_start=frame.start,
                     sequence_end=frame.end,
-                    parameters=parameters,
+                    parameters={**(parameters or {}), TOKEN_PARAMETER: self.token},
                 )
             except InferenceServerException as err:
                 self._pending.pop()
@@ -160,6 +186,12 @@ class DecoderSession:
             log.warning("decoder session %d: response without a request: %s", self.session_id, error)
             return
         self._window.release()
+        if error is not None and self.started and SEQUENCE_GONE in error.message():
+            # the scheduler no longer knows this started call (ended by an END that was not ours, or
+            # expired): the session is over on this server, like a dead stream (ReconnectingSession
+            # re-opens it)
+            self._fail_all(f"decoder session {self.session_id}: the server ended this call's sequence: "
+                           f"{error.message()}")
         if error is not None:  # this request's own error (scheduler or model), the stream goes on
             future.set_exception(ClientError(f"decoder session {self.session_id}: {error.message()}"))
         else:

@@ -12,6 +12,8 @@ in-process receiver (`codec.receiver.receive`) run this same code, so their outp
 from __future__ import annotations
 
 import collections
+import dataclasses
+import hmac
 import logging
 import math
 import time
@@ -27,6 +29,9 @@ from .pipeline import MotionBatch, Networks, Receiver, ViewEdit
 log = logging.getLogger(__name__)
 MOTION_NAMES = ("rotation", "translation", "expression")
 FACE_NAMES = ("source_face_points", "source_face_map", "source_face_code")  # `SourceFace` fields, in order
+# the request parameter carrying the call's session token: bound at START, checked on every later request
+TOKEN_PARAMETER = "session_token"
+MIN_TOKEN_CHARS = 16
 
 
 class SessionError(Exception):
@@ -46,9 +51,13 @@ class FrameRequest:
     view: ViewEdit | None = None
     relative: bool = False
     source_face: SourceFace | None = None  # with source_image: its face (the expression channel)
+    token: str | None = None  # the session token (a request parameter, not a tensor): START binds it
+
+    def with_token(self, token: str | None) -> "FrameRequest":
+        return dataclasses.replace(self, token=token)
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, np.ndarray | None]) -> "FrameRequest":
+    def from_tensors(cls, tensors: dict[str, np.ndarray | None], token: str | None = None) -> "FrameRequest":
         """From the decoder's tensors by io_spec name plus the controls START, END, READY, CORRID
         (absent optional inputs are None). Arrays are copied: Triton reuses request memory. A tensor
         of the wrong rank, empty, or not finite (NaN only where it means "keep": view_override) is
@@ -79,6 +88,7 @@ class FrameRequest:
             view=view_edit(tensors.get("view_override"), tensors.get("view_offset"), flag("frontalise")),
             relative=flag("relative"),
             source_face=face,
+            token=token,
         )
 
     def to_tensors(self) -> dict[str, np.ndarray]:
@@ -164,13 +174,21 @@ class HostArrays:
 class Session:
     receiver: Receiver
     last_seen: float
+    token: str | None = None  # bound at START; every later request must carry it
 
 
 class SessionStore:
     """Live call sessions of one decoder instance, with a cap and idle eviction.
 
     Triton's sequence scheduler drops an idle sequence without telling the model, so the store
-    evicts by its own timestamps (swept on every `decode`). `seconds` adds up the time of each stage
+    evicts by its own timestamps (swept on every `decode`).
+
+    A session belongs to whoever started it, not to whoever knows its correlation id: START binds the
+    request's token (`FrameRequest.token`, the `session_token` request parameter on the server), and
+    every later request of the session, END included, must carry the same token or is refused without
+    touching the session. START on a live id is refused (a call cannot be taken over). With
+    `require_token` (the served decoder) a START without a token of at least 16 characters is refused;
+    in-process receivers run without tokens. `seconds` adds up the time of each stage
     (`STAGES`) and `frames` the frames rendered, for the profiler and the server's metrics.
     """
 
@@ -184,8 +202,10 @@ class SessionStore:
         idle_s: float,
         arrays=None,
         clock: Callable[[], float] = time.monotonic,
+        require_token: bool = False,
     ):
         self.networks, self.max_sessions, self.idle_s, self.clock = networks, max_sessions, idle_s, clock
+        self.require_token = require_token
         self.arrays = arrays or HostArrays()
         self.sessions: dict[int, Session] = {}
         self.seconds: collections.Counter[str] = collections.Counter()
@@ -211,7 +231,9 @@ class SessionStore:
         for i, req in enumerate(requests):
             if isinstance(req, Exception):
                 continue
+            owner = False  # END frees the session only for its owner
             try:
+                owner = self._authorise(req)
                 feeds[i] = self._prepare(req)
             except (SessionError, ValueError) as err:  # ValueError: e.g. a view angle out of range
                 results[i] = SessionError(f"session {req.session_id}: {err}")
@@ -219,7 +241,7 @@ class SessionStore:
                 log.exception("session %d: request failed", req.session_id)
                 results[i] = RuntimeError(f"session {req.session_id}: {err}")
             finally:
-                if req.end:
+                if req.end and owner:
                     self.sessions.pop(req.session_id, None)
         if feeds:
             start = time.perf_counter()
@@ -232,6 +254,24 @@ class SessionStore:
             for i, frame in zip(feeds, frames, strict=True):
                 results[i] = frame
         return results  # type: ignore[return-value]
+
+    def _authorise(self, req: FrameRequest) -> bool:
+        """Whether `req` may act on its session (raises SessionError if not): a START needs a free id
+        (and a token when required), any other request the token its session was started with."""
+        if req.start:
+            if req.session_id in self.sessions:
+                raise SessionError("a live call holds this session id; START refused (a call cannot be taken "
+                                   "over: end it first, or start with another id)")
+            if self.require_token and (not isinstance(req.token, str) or len(req.token) < MIN_TOKEN_CHARS):
+                raise SessionError(f"START needs a session token of at least {MIN_TOKEN_CHARS} characters "
+                                   f"(request parameter {TOKEN_PARAMETER!r})")
+            return True
+        session = self.sessions.get(req.session_id)
+        if session is None:
+            return False  # _prepare says why
+        if not hmac.compare_digest((session.token or "").encode(), (req.token or "").encode()):
+            raise SessionError("wrong or missing session token: this session belongs to another client")
+        return True
 
     def _prepare(self, req: FrameRequest) -> dict[str, np.ndarray]:
         """Update the session from the request; warp_decoder feeds (batch 1) of its frame."""
@@ -276,10 +316,11 @@ class SessionStore:
         }
 
     def _start(self, req: FrameRequest) -> tuple[Session, MotionBatch]:
-        """A new session (or a restarted one) from START; START renders the source at its own motion."""
+        """A new session from START (`_authorise` refused a live id); START renders the source at its own
+        motion and binds the request's token."""
         if req.source_image is None:
             raise SessionError("START needs source_image (the call's source frame)")
-        if req.session_id not in self.sessions and len(self.sessions) >= self.max_sessions:
+        if len(self.sessions) >= self.max_sessions:
             raise SessionError(
                 f"refused: this decoder holds its maximum of {self.max_sessions} live sessions; "
                 "end a call or retry later"
@@ -288,7 +329,7 @@ class SessionStore:
         motion = req.motion if req.motion is not None else self._estimate(source)
         receiver = Receiver(self.networks)
         receiver.set_source(source, motion, req.source_face)
-        self.sessions[req.session_id] = Session(receiver, self.clock())
+        self.sessions[req.session_id] = Session(receiver, self.clock(), req.token)
         return self.sessions[req.session_id], motion
 
     def _estimate(self, image) -> MotionBatch:

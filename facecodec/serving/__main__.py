@@ -11,13 +11,17 @@ import sys
 from pathlib import Path
 
 from ..commands import run_command
+from . import security
 from . import settings as settings_mod
 from .launch import add_repository_arguments
 
 
 def cmd_serve(args) -> int:
     from .launch import prepared_repository, serve_forever, status_lines
+    from .security import server_from_arguments
     from .server import TritonServer
+
+    tls, admin_key = server_from_arguments(args)
 
     if args.prepared:
         repo_context = contextlib.nullcontext(args.prepared)
@@ -29,7 +33,7 @@ def cmd_serve(args) -> int:
     with repo_context as repo:
         server = TritonServer(
             repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
-            log_path=args.log, drain_seconds=args.drain_seconds,
+            log_path=args.log, drain_seconds=args.drain_seconds, tls=tls, admin_key=admin_key,
         )
         with server:
             print("tritonserver is ready (Ctrl-C stops it)\n  " + "\n  ".join(status_lines(server)), flush=True)
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         help="on SIGTERM, serve live call sessions for up to this long (tritonserver --exit-timeout-secs; "
         "default: Triton's 30 s)",
     )
+    security.add_server_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("prepare", help="render a servable repository (configs + ONNX) into --out, export if needed")

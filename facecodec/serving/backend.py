@@ -27,6 +27,23 @@ def _pb_utils():
     return pb_utils
 
 
+def request_parameters(request) -> dict:
+    """A request's parameters ({} when absent or malformed)."""
+    try:
+        value = json.loads(request.parameters() or "{}")
+    except (ValueError, TypeError, AttributeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def session_token(request) -> str | None:
+    """The request's session token parameter (`codec.session.TOKEN_PARAMETER`), None if absent."""
+    from ..codec.session import TOKEN_PARAMETER
+
+    token = request_parameters(request).get(TOKEN_PARAMETER)
+    return token if isinstance(token, str) else None
+
+
 class _Model:
     """Config parsing and the response helpers shared by the two model kinds."""
 
@@ -66,6 +83,47 @@ class _Model:
         return self.pb.InferenceResponse(output_tensors=tensors)
 
 
+class InputError(ValueError):
+    """A request's tensor that the network must not run on (reported in that request's response)."""
+
+
+def check_inputs(feeds: dict[str, np.ndarray | None], names: list[str]) -> None:
+    """Every input present, non-empty, of one batch size and finite (a NaN or inf image would come back
+    as NaN motion or features, with no error). Triton has checked dtypes and dims against the config."""
+    sizes = set()
+    for name in names:
+        value = feeds.get(name)
+        if value is None or value.size == 0:
+            raise InputError(f"{name}: missing or empty")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputError(f"{name}: values must be finite (NaN or inf found)")
+        sizes.add(len(value))
+    if len(sizes) != 1:
+        raise InputError(f"inputs of different batch sizes {sorted(sizes)}")
+
+
+def run_batch(feeds: list[dict[str, np.ndarray | None]], names: list[str], infer) -> list[dict | Exception]:
+    """One network run over the valid requests of a dynamic batch (concatenated, split back); a request
+    that fails `check_inputs` gets its error and the others their outputs."""
+    results: list[dict | Exception | None] = [None] * len(feeds)
+    valid = []
+    for i, f in enumerate(feeds):
+        try:
+            check_inputs(f, names)
+            valid.append(i)
+        except InputError as err:
+            results[i] = err
+    if valid:
+        try:
+            out = infer({n: np.concatenate([feeds[i][n] for i in valid]) for n in names})
+        except Exception as err:  # noqa: BLE001 - reported to every request of the failed run
+            out = err
+        bounds = np.cumsum([0, *(len(feeds[i][names[0]]) for i in valid)])
+        for i, a, b in zip(valid, bounds[:-1], bounds[1:], strict=True):
+            results[i] = out if isinstance(out, Exception) else {n: v[a:b] for n, v in out.items()}
+    return results  # type: ignore[return-value]
+
+
 class NetworkModel(_Model):
     """One served network on ONNX Runtime: the dynamic batch is concatenated into one run and split
     back per request."""
@@ -75,16 +133,8 @@ class NetworkModel(_Model):
         self.ort = self.runner("model.onnx")
 
     def execute(self, requests: list) -> list:
-        feeds = [self.inputs(r, self.input_names) for r in requests]
-        sizes = [len(f[self.input_names[0]]) for f in feeds]
-        try:
-            out = self.ort.infer({n: np.concatenate([f[n] for f in feeds]) for n in self.input_names})
-        except Exception as err:  # noqa: BLE001 - reported to every request of the failed run
-            return [self.response(err) for _ in requests]
-        bounds = np.cumsum([0, *sizes])
-        return [
-            self.response({n: v[a:b] for n, v in out.items()}) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+        results = run_batch([self.inputs(r, self.input_names) for r in requests], self.input_names, self.ort.infer)
+        return [self.response(r) for r in results]
 
     def finalize(self) -> None:
         self.ort.deactivate()
@@ -121,6 +171,7 @@ class DecoderModel(_Model):
             arrays=arrays,
             max_sessions=int(self.params["max_sessions"]),
             idle_s=float(self.params["session_idle_s"]),
+            require_token=True,  # a session belongs to the client that started it, not to its id
         )
         self.tensor_names = [*self.input_names, *CONTROLS, CORRID]
         labels = {"model": self.name, "version": str(args["model_version"]), "instance": args["model_instance_name"]}
@@ -134,7 +185,8 @@ class DecoderModel(_Model):
         frames = []
         for request in requests:
             try:
-                frames.append(FrameRequest.from_tensors(self.inputs(request, self.tensor_names)))
+                frames.append(FrameRequest.from_tensors(self.inputs(request, self.tensor_names),
+                                                        token=session_token(request)))
             except Exception as err:  # noqa: BLE001 - a malformed request fails alone
                 frames.append(err)
         try:

@@ -129,7 +129,8 @@ def render(spec: ModelSpec, settings: ServingSettings, target: str = "cpu") -> s
     if stateful:
         parts.append(_sequence_batching(settings))
     else:
-        parts.append(f"dynamic_batching {{ max_queue_delay_microseconds: {settings.queue_delay_us} }}\n")
+        parts.append(f"dynamic_batching {{ max_queue_delay_microseconds: {settings.queue_delay_us}, "
+                     f"default_queue_policy {{ max_queue_size: {settings.max_queue} }} }}\n")
     parts.append(f"instance_group [ {{ kind: {kind}, count: {instances} }} ]\n")
     parts.append(_warmup(spec, settings) if tensorrt else _parameters(parameters(spec, settings, target)))
     return "".join(parts)

@@ -52,8 +52,12 @@ def cuda_pool_bytes(settings: ServingSettings) -> int:
     return max(CUDA_POOL_MIN, -(-need // CUDA_POOL_MIN) * CUDA_POOL_MIN)
 
 
-def server_arguments(repository: Path, plugin: Path, settings: ServingSettings, gpus: int = 1) -> list[str]:
-    """tritonserver arguments of the GPU target (the container adds ports and logging)."""
+def server_arguments(repository: Path, plugin: Path, settings: ServingSettings, gpus: int = 1,
+                     admin_key: str | None = None) -> list[str]:
+    """tritonserver arguments of the GPU target (the container adds ports, logging and TLS); with
+    `admin_key`, the restricted admin protocols (`security.restricted_arguments`)."""
+    from .security import restricted_arguments
+
     pool = cuda_pool_bytes(settings)
     return [
         f"--model-repository={repository}",
@@ -61,6 +65,7 @@ def server_arguments(repository: Path, plugin: Path, settings: ServingSettings, 
         f"--backend-config=tensorrt,plugins={plugin}",
         *(f"--cuda-memory-pool-byte-size={gpu}:{pool}" for gpu in range(gpus)),
         "--disable-auto-complete-config",  # serve the committed configs exactly, as on CPU
+        *(restricted_arguments(admin_key) if admin_key is not None else []),
     ]
 
 
@@ -105,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plugin", type=Path, help=f"plugin library (default ${PLUGIN_ENV}); --server-args only")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs the server sees; --server-args only")
+    parser.add_argument("--admin-key-file", type=Path,
+                        help="--server-args only: restrict the admin protocols to requests carrying this key")
     add_arguments(parser)
     args = parser.parse_args(argv)
     settings = from_arguments(args)
@@ -117,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         print(prepare(args.prepare, settings, args.template))
         return 0
     if args.server_args:
-        print("\n".join(server_arguments(args.repository, plugin_library(args.plugin), settings, args.gpus)))
+        from .security import read_admin_key
+
+        admin_key = None if args.admin_key_file is None else read_admin_key(args.admin_key_file)
+        print("\n".join(server_arguments(args.repository, plugin_library(args.plugin), settings, args.gpus,
+                                         admin_key)))
         return 0
     problems = configs.check(args.repository, settings, target="gpu", template=args.template)
     print("\n".join(problems) or "GPU configs match io_spec and the settings")

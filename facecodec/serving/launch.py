@@ -77,11 +77,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def status_lines(server: TritonServer) -> list[str]:
     """What a started server offers; each line was checked by `wait_ready`."""
     return [
-        f"gRPC     {server.grpc_url}",
+        f"gRPC     {server.grpc_url}" + ("  (TLS" + (", mutual" if server.tls.mutual else "") + ")"
+                                          if server.tls is not None else "  (plain text)"),
         f"HTTP     {server.http_url}  (health: /v2/health/ready)",
         f"metrics  {server.metrics_url}",
         "models   " + ", ".join(f"{m} (ready)" for m in server.models),
         f"log      {server.log_path or 'stdout'}",
+        "admin    model control, shared memory, statistics, trace, logging: "
+        + ("only with the admin key header" if server.admin_key else "open to every client (no --admin-key-file)"),
         f"pid      {server.process.pid if server.process else '-'} (SIGTERM drains for up to "
         f"{server.drain_seconds if server.drain_seconds is not None else 30:g} s)",
     ]

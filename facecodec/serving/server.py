@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .. import io_spec
 from .metrics import ACTIVE_SESSIONS
+from .security import ServerTls, restricted_arguments
 
 log = logging.getLogger(__name__)
 BACKENDS_ENV = "FACECODEC_TRITON_BACKENDS"
@@ -123,6 +124,8 @@ class TritonServer:
         stop_timeout: float = 30.0,
         models: list[str] | None = None,
         drain_seconds: float | None = None,
+        tls: ServerTls | None = None,
+        admin_key: str | None = None,
     ):
         self.repository = Path(repository).resolve()
         self.host = host
@@ -142,6 +145,9 @@ class TritonServer:
         if drain_seconds is not None:
             self.stop_timeout = max(stop_timeout, drain_seconds + DRAIN_MARGIN_S)
         self.models = models if models is not None else list(io_spec.SERVED)
+        # gRPC over TLS (security.ServerTls); the admin key restricts model control, shared memory,
+        # statistics, trace and logging to requests carrying it (security.restricted_arguments)
+        self.tls, self.admin_key = tls, admin_key
         self.process: subprocess.Popen | None = None
 
     grpc_url = property(lambda self: f"{self.host}:{self.grpc_port}")
@@ -173,6 +179,8 @@ class TritonServer:
             "--disable-auto-complete-config",  # serve the committed configs exactly
             "--log-info=true",
             *([f"--exit-timeout-secs={math.ceil(self.drain_seconds)}"] if self.drain_seconds is not None else []),
+            *(self.tls.arguments() if self.tls is not None else []),
+            *(restricted_arguments(self.admin_key) if self.admin_key is not None else []),
         ]
 
     def start(self) -> None:
@@ -221,6 +229,24 @@ class TritonServer:
                 log.warning("tritonserver pid %d ignored SIGTERM for %.0f s; killing it", proc.pid, self.stop_timeout)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+        return proc.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL to the server and its backend stubs (a crash, or the end of a pod's grace period),
+        then the python backend's shared-memory regions they leave in /dev/shm are removed (nobody
+        else unlinks them: each crash would leak its regions, several MB each)."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return None
+        regions = shm_regions(proc.pid)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group is the server and its stubs
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+        for region in regions:
+            with contextlib.suppress(FileNotFoundError):
+                region.unlink()
         return proc.returncode
 
     def _wait_draining(self, proc: subprocess.Popen, timeout: float, every: float = 10.0) -> None:
@@ -286,8 +312,8 @@ def model_metric(metrics: dict[str, float], name: str, model: str) -> float:
     return sum(v for k, v in metrics.items() if k.startswith(name + "{") and f'model="{model}"' in k)
 
 
-def process_tree_rss(pid: int) -> int:
-    """RSS in bytes of `pid` and every descendant (Linux /proc)."""
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -296,13 +322,34 @@ def process_tree_rss(pid: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+SHM_REGION = re.compile(r"triton_python_backend_shm_region_[0-9a-f-]+")
+
+
+def shm_regions(pid: int) -> list[Path]:
+    """The /dev/shm regions of the python-backend stubs under server `pid` (named on their command line)."""
+    names = set()
+    for p in descendants(pid):
+        try:
+            names.update(SHM_REGION.findall(Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")))
+        except OSError:
+            continue
+    return [Path("/dev/shm") / n for n in sorted(names)]
+
+
+def process_tree_rss(pid: int) -> int:
+    """RSS in bytes of `pid` and every descendant (Linux /proc)."""
+    total, page = 0, os.sysconf("SC_PAGE_SIZE")
+    for p in descendants(pid):
         try:
             total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * page
         except (OSError, IndexError, ValueError):
             pass
-        todo += children.get(p, [])
     return total

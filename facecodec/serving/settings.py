@@ -23,6 +23,10 @@ class ServingSettings:
     max_batch_size: int = 8
     queue_delay_us: int = 2000  # dynamic batching / `oldest` sequence batching wait for a fuller batch (0: none)
     preferred_batch: int = 0  # the decoder's `oldest` preferred batch size (0: max_batch_size)
+    # requests one network model queues; beyond it Triton refuses at once ("Exceeds maximum queue
+    # size", UNAVAILABLE: retryable) instead of letting every request wait into its timeout. The
+    # decoder's queue is bounded by its session cap (max_sessions × a client's window of 8)
+    max_queue: int = 64
     max_sessions: int = 32  # live calls per decoder instance; START beyond it gets an error
     session_idle_s: float = 60.0  # a call with no request for this long is dropped (scheduler and model)
     ort_threads: int = 2  # ONNX Runtime (or OpenVINO) intra-op threads per model instance

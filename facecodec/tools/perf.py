@@ -16,6 +16,7 @@ import csv
 import glob
 import json
 import os
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io_spec
+from ..codec.session import TOKEN_PARAMETER
 
 PERF_ANALYZER_ENV = "FACECODEC_PERF_ANALYZER"
 # CSV columns (µs) of perf_analyzer 2.51 and the names used here
@@ -109,7 +111,9 @@ def run(binary: Path, url: str, model: str, data: Path, *, concurrency: tuple[in
             "-f", str(out_csv), "--percentile", "95",
         ]
         if sequence_length:
-            command += ["--sequence-length", str(sequence_length), "--sequence-id-range", "1:1000000"]
+            # every sequence STARTs with (and keeps sending) a session token, as a client does
+            command += ["--sequence-length", str(sequence_length), "--sequence-id-range", "1:1000000",
+                        "--request-parameter", f"{TOKEN_PARAMETER}:{secrets.token_hex(16)}:string"]
         stable = 1.0
         proc = _perf(command + ["-s", str(stability)], timeout)
         if proc.returncode != 0 and "stable measurement" in proc.stdout + proc.stderr:

@@ -32,6 +32,8 @@ from ..bitstream.synthetic import random_walk_motion
 from ..codec.pipeline import MotionBatch, check_stream
 from ..codec.session import FrameRequest, SessionError, SessionStore
 from ..commands import run_command
+from .. import io_spec
+from ..serving.backend import run_batch
 from ..expression import NUM_COEFFICIENTS, SOURCE_POINTS, SourceFace
 
 CPU_SECONDS = 1.0
@@ -135,14 +137,17 @@ class _Sessions:
         self.source = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
         self.store = SessionStore(self.networks, max_sessions=3, idle_s=60)
         self.store.decode([FrameRequest(1, start=True, source_image=self.source)])
+        # the served decoder's store checks session tokens (serving.backend.DecoderModel)
+        self.served = SessionStore(self.networks, max_sessions=3, idle_s=60, require_token=True)
+        self.owner = "o" * 24
 
     def motion(self, yaw: float = 3.0) -> MotionBatch:
         return MotionBatch(np.array([[yaw, 0, 0]], np.float32), np.zeros((1, 3), np.float32),
                            np.zeros((1, 15, 3), np.float32))
 
     def send(self, request: FrameRequest) -> str:
-        """Decode one bad request; what its caller gets back."""
-        (result,) = self.store.decode([request])
+        """Decode one bad request; what its caller gets back (call 41 lives in the served store)."""
+        (result,) = (self.served if request.session_id == 41 else self.store).decode([request])
         return f"{type(result).__name__}: {result}" if isinstance(result, Exception) else "a frame"
 
     def tensors(self, **tensors) -> str:
@@ -174,11 +179,43 @@ def _session_cases(s: _Sessions) -> list[Case]:
         start(s.store, 31)()
         s.store.decode([FrameRequest(31, end=True, motion=m)])
 
+    def owned() -> None:  # call 41, started with its token, in the token-checking store of the server
+        if 41 not in s.served.sessions:
+            s.served.decode([FrameRequest(41, start=True, source_image=s.source, token=s.owner)])
+
+    def owner_goes_on() -> bool:
+        frame = s.served.decode([FrameRequest(41, motion=m, token=s.owner)])[0]
+        return isinstance(frame, np.ndarray) and len(s.served) == 1 and s.healthy()
+
     def end_then_healthy() -> bool:
         s.store.decode([FrameRequest(i, end=True) for i in (21, 22)])
         return s.healthy()
 
+    def network(name: str, bad: np.ndarray) -> tuple[Callable[[], str], Callable[[], bool]]:
+        """A served network's batch (backend.run_batch) on a bad image: its error (measured); then, not
+        measured, the bad image and a good one in one batch: the good one is still answered."""
+        tensor = io_spec.NETWORKS[name].input_names[0]
+        infer = lambda f: s.networks(name, f)  # noqa: E731
+
+        def run() -> str:
+            (result,) = run_batch([{tensor: bad}], [tensor], infer)
+            return f"{type(result).__name__}: {result}" if isinstance(result, Exception) else "outputs (no error)"
+
+        def others() -> bool:
+            _, good = run_batch([{tensor: bad}, {tensor: s.source}], [tensor], infer)
+            return isinstance(good, dict) and all(np.isfinite(v).all() for v in good.values())
+
+        return run, others
+
+    nan_image = network("motion_encoder", np.full_like(s.source, np.nan))
+    inf_source = network("appearance_encoder", np.where(s.source > 0.5, np.inf, s.source).astype(np.float32))
+    empty_batch = network("motion_encoder", np.zeros((0, 3, 256, 256), np.float32))
     cases = [
+        Case("NaN image to motion_encoder", "served network", nan_image[0], "must be finite", others=nan_image[1]),
+        Case("inf in a source image to appearance_encoder", "served network", inf_source[0], "must be finite",
+             others=inf_source[1]),
+        Case("an empty image batch to motion_encoder", "served network", empty_batch[0], "missing or empty",
+             others=empty_batch[1]),
         Case("frame of a call that was never started", "session", lambda: s.send(FrameRequest(77, motion=m)),
              "unknown session"),
         Case("START without a source image", "session", lambda: s.send(FrameRequest(78, start=True, motion=m)),
@@ -206,6 +243,14 @@ def _session_cases(s: _Sessions) -> list[Case]:
              setup=ended),
         Case("a call idle past its timeout (real clock)", "session", idle_frame, "unknown session",
              setup=start(idle, 5)),
+        Case("START on a live call's id (taking the call over)", "session (served: tokens)",
+             lambda: s.send(FrameRequest(41, start=True, source_image=s.source * 0.5, token="t" * 24)),
+             "START refused", setup=owned, others=owner_goes_on),
+        Case("a frame on a live call's id without its session token", "session (served: tokens)",
+             lambda: s.send(FrameRequest(41, motion=m)), "session token", setup=owned, others=owner_goes_on),
+        Case("END of a live call with another session token", "session (served: tokens)",
+             lambda: s.send(FrameRequest(41, end=True, motion=m, token="x" * 24)), "session token", setup=owned,
+             others=owner_goes_on),
     ]
     return [c if c.others else dataclasses.replace(c, others=s.healthy) for c in cases]
 
@@ -323,6 +368,10 @@ def cases(sessions: _Sessions | None = None) -> list[Case]:
              "read as a file"),
         Case("a checkpoint that would run code when unpickled", "local files (training)", _pickled_code,
              "refused"),
+        Case("a text file as the source picture", "client (source image)", _picture(b"not a picture\n" * 40),
+             "cannot identify image"),
+        Case("an 8K picture (7680×4320 PNG) as the source", "client (source image)", _picture(None),
+             "(256, 256, 3)", setup=_make_8k),
     ]
     if sessions is not None:
         out += _session_cases(sessions)
@@ -363,6 +412,43 @@ def _ffmpeg_name(name: str) -> Callable[[], str]:
             read_video(path, size=64)
             return "read as a file" if path.is_file() else "not written"
 
+    return run
+
+
+_BIG = Path("8k.png")  # made by the setup in a temporary folder, removed after the run
+
+
+def _make_8k() -> None:
+    import tempfile
+
+    global _BIG
+    _BIG = Path(tempfile.mkdtemp(prefix="facecodec-8k-")) / "8k.png"
+    Image.new("RGB", (7680, 4320), (120, 90, 70)).save(_BIG, optimize=False, compress_level=1)
+
+
+def _picture(data: bytes | None) -> Callable[[], str]:
+    """The client's source-picture reader (`media.read_image`) on `data`, or on the 8K file."""
+    def run() -> str:
+        import shutil
+        import tempfile
+
+        from ..media import read_image
+
+        folder = Path(tempfile.mkdtemp(prefix="facecodec-picture-"))
+        path = folder / "source.png"
+        try:
+            if data is None:
+                path = _BIG
+            else:
+                path.write_bytes(data)
+            try:
+                return f"a {read_image(path, size=256).shape} picture"
+            except (OSError, ValueError) as err:
+                return f"{type(err).__name__}: {err}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            if data is None:
+                shutil.rmtree(_BIG.parent, ignore_errors=True)
     return run
 
 
@@ -439,7 +525,60 @@ def document(rows: list[Row]) -> list[str]:
         "",
         *table(rows),
         "",
+        "## On a real server",
+        "",
+        "These need a running tritonserver (Triton's own checks, TLS, the sequence scheduler, a crash); each row",
+        "is a test that `make test` runs against one, started on loopback ports by the test.",
+        "",
+        *served_table(),
+        "",
     ]
+
+
+# Cases that need a real tritonserver (Triton's own checks, TLS, the scheduler, a crash): each is a test
+# in CI, named here with what the user sees; they are not timed here (their cost is the server's).
+SERVED = [
+    ("NaN or inf image to motion_encoder / appearance_encoder, beside good requests",
+     "tests/serving/test_validation.py::test_networks_refuse_non_finite_images_and_answer_the_rest_of_their_batch",
+     "`motion_encoder: image: values must be finite (NaN or inf found)`; the good requests get their motion"),
+    ("an image of another size (512² instead of 256²; an 8K tensor alike) or rank",
+     "tests/serving/test_validation.py::test_triton_refuses_wrong_dims_and_dtypes_before_the_model",
+     "Triton: `unexpected shape for input 'image'`, before any model runs"),
+    ("an FP64 image", "tests/serving/test_validation.py::test_triton_refuses_wrong_dims_and_dtypes_before_the_model",
+     "Triton: `inference input 'image' data-type is 'FP64', but model 'motion_encoder' expects 'FP32'`"),
+    ("a full queue (32 concurrent requests, queue of 1)",
+     "tests/serving/test_validation.py::test_a_full_queue_sheds_load_at_once_with_a_retryable_error",
+     "`ServerBusy: motion_encoder ... is busy (its queue is full; retry later)` within 0.3 s, retryable; "
+     "a live call skips that frame"),
+    ("more calls than the session cap",
+     "tests/serving/test_sessions.py::test_session_cap_refuses_clearly_and_others_keep_going",
+     "`refused: this decoder holds its maximum of 12 live sessions; end a call or retry later`"),
+    ("a frame before START", "tests/serving/test_sessions.py::test_frame_before_start_is_refused_by_the_scheduler",
+     "Triton: `must specify the START flag on the first request of the sequence`"),
+    ("another client's frame, new source or START on a live call's id; its END",
+     "tests/serving/test_sessions.py::test_a_call_belongs_to_its_token_not_to_its_id",
+     "`wrong or missing session token` / `START refused`; the call goes on. The END ends Triton's sequence: "
+     "the call re-opens as a fresh session (one frame lost)"),
+    ("a plain-text or unverified client on a TLS server; a client without a certificate under mutual TLS",
+     "tests/serving/test_security.py::test_mutual_tls_needs_a_client_certificate_and_a_tls_call_decodes",
+     "the handshake fails (`failed to connect`); a client with its certificate decodes the call"),
+    ("statistics, model control, shared memory, trace or logging without the admin key",
+     "tests/serving/test_security.py::test_restricted_protocols_refuse_a_client_without_the_admin_key",
+     "`This protocol is restricted, expecting header 'triton-grpc-protocol-facecodec-admin-key'` (HTTP: 403)"),
+    ("altered, replayed and injected packets in a live authenticated call",
+     "tests/client/test_calls.py::test_an_authenticated_call_rejects_and_counts_forged_packets_and_goes_on",
+     "dropped; the call report counts `forged 2, stale 1`; every frame still correct"),
+    ("the server killed (SIGKILL) one second into a call, then restarted",
+     "tests/serving/test_faults.py::test_sigkill_mid_call_then_restart_on_the_same_port",
+     "the frames in flight are lost (≤ 2 s of the call); the call re-opens on the restarted server and completes"),
+]
+
+
+def served_table() -> list[str]:
+    lines = ["| # | bad input or fault | what the user sees | test |", "|---|---|---|---|"]
+    for i, (name, test, said) in enumerate(SERVED, 1):
+        lines.append(f"| S{i} | {name} | {said} | `{test.split('::')[1]}` ({test.split('::')[0]}) |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

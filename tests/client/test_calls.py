@@ -13,7 +13,7 @@ from facecodec.bitstream import RefreshPolicy, read_stream
 from facecodec.client import calls
 from facecodec.client.cli import main as client_main
 from facecodec.codec.pipeline import ViewEdit, encode_frames, images_to_batch
-from facecodec.codec.receiver import receive
+from facecodec.codec.receiver import decode_file, receive
 from facecodec.codec.sender import encode_file
 from facecodec.codec.session import FrameRequest, SessionStore
 from facecodec.media import ffmpeg_exe, read_video, to_frames, write_video
@@ -182,3 +182,37 @@ def test_an_authenticated_call_and_stream(conn, local, clip, tmp_path):
     assert frames.shape == (4, 256, 256, 3)
     with pytest.raises(ValueError, match="packet key"):
         calls.decode(conn, tmp_path / "a.fcdc")
+
+
+def test_an_authenticated_call_rejects_and_counts_forged_packets_and_goes_on(conn, local, clip, tmp_path):
+    """A party on the path alters a packet (CRC recomputed), replays an old one and injects one of its
+    own (a guessed tag) while the call runs: the receiver drops each, the report counts them, and every
+    frame of the call is still the in-process decode of the sender's own packets."""
+    import dataclasses
+    import secrets
+
+    from facecodec.bitstream import scan_packets
+
+    sent: dict[int, bytes] = {}
+
+    def intruder(n: int, packet: bytes) -> list[bytes]:
+        sent[n] = packet
+        *_, parsed = list(scan_packets(packet))  # the first chunk also holds the keyframe
+        if n == 4:  # altered, racing ahead of the real one
+            body = bytearray(parsed.body)
+            body[0] ^= 0x01
+            return [dataclasses.replace(parsed, body=bytes(body)).to_bytes(), packet]
+        if n == 7:  # replayed: frame 2 again, its genuine tag
+            return [packet, sent[2]]
+        if n == 9:  # injected: the next frame's slot, a stranger's tag
+            fake = dataclasses.replace(parsed, seq=parsed.seq + 1, body=parsed.body[:-8] + secrets.token_bytes(8))
+            return [fake.to_bytes(), packet]
+        return [packet]
+
+    result = calls.call(conn, clip, max_frames=12, realtime=False, authenticate=True, live=False, tap=intruder)
+    report = result.report
+    assert report.packets_rejected.get("forged") == 2, report.packets_rejected  # altered + injected
+    assert report.packets_rejected.get("stale") == 1  # the replay: its frame was already emitted
+    assert report.frames_delivered == report.frames == 12 and report.frames_lost == 0
+    (tmp_path / "call.fcdc").write_bytes(result.stream)  # the sender's packets (key in the call, not the file)
+    assert_close_frames(result.frames, decode_file(local, read_stream(tmp_path / "call.fcdc", key=result.key)))

@@ -106,10 +106,37 @@ def test_cap_refuses_then_admits_after_end(store):
         decode_one(store, FrameRequest(sid, start=True, source_image=source(0.1), motion=motion(0.0)))
     refused = decode_one(store, FrameRequest(4, start=True, source_image=source(0.1), motion=motion(0.0)))
     assert isinstance(refused, SessionError) and "maximum of 3 live sessions" in str(refused)
-    restart = decode_one(store, FrameRequest(2, start=True, source_image=source(0.9), motion=motion(0.0)))
-    assert np.allclose(restart, 0.9)  # a START on a live id replaces it, no cap
     decode_one(store, FrameRequest(1, end=True, motion=motion(0.0)))
     assert not isinstance(decode_one(store, FrameRequest(4, start=True, source_image=source(0.1))), Exception)
+
+
+def test_start_on_a_live_id_is_refused_and_the_call_goes_on(store):
+    first = decode_one(store, FrameRequest(2, start=True, source_image=source(0.1), motion=motion(0.0)))
+    taken = decode_one(store, FrameRequest(2, start=True, source_image=source(0.9), motion=motion(0.0)))
+    assert isinstance(taken, SessionError) and "START refused" in str(taken)
+    assert np.allclose(decode_one(store, FrameRequest(2, motion=motion(0.0))), first)  # still the first source
+
+
+def test_a_session_belongs_to_the_token_that_started_it():
+    store = SessionStore(TinyNetworks(), max_sessions=3, idle_s=10.0, require_token=True)
+    owner = "o" * 24
+    refused = decode_one(store, FrameRequest(1, start=True, source_image=source(0.1)))
+    assert isinstance(refused, SessionError) and "session token" in str(refused) and len(store) == 0
+    assert not isinstance(decode_one(store, FrameRequest(1, start=True, source_image=source(0.1), token=owner)),
+                          Exception)
+    for stranger in (None, "x" * 24, owner[:-1]):
+        for request in (FrameRequest(1, motion=motion(0.2), token=stranger),
+                        FrameRequest(1, end=True, motion=motion(0.2), token=stranger),
+                        FrameRequest(1, source_image=source(0.7), motion=motion(0.2), token=stranger)):
+            got = decode_one(store, request)
+            assert isinstance(got, SessionError) and "session token" in str(got), got
+    assert len(store) == 1  # the stranger's END did not end it, nor did its source replace the call's
+    frame = decode_one(store, FrameRequest(1, motion=motion(0.2), token=owner))
+    reference = SessionStore(TinyNetworks(), max_sessions=1, idle_s=10.0)
+    decode_one(reference, FrameRequest(1, start=True, source_image=source(0.1)))
+    assert np.allclose(frame, decode_one(reference, FrameRequest(1, motion=motion(0.2))))
+    assert not isinstance(decode_one(store, FrameRequest(1, end=True, motion=motion(0.0), token=owner)), Exception)
+    assert len(store) == 0
 
 
 def test_idle_sessions_are_evicted(store):

@@ -52,6 +52,22 @@ def test_server_container_serves_the_prepared_state_with_the_drain_window(pod):
     served = (bin_dir / "tritonserver.args").read_text().splitlines()
     assert "--exit-timeout-secs=300" in served and "--grpc-port=8001" in served
     assert f"--repository {container_env(container)['FACECODEC_STATE']}/repository" in steps  # the read-only volume
+    # the admin protocols are restricted with the mounted key; gRPC speaks TLS with the mounted certificate
+    assert f"--admin-key-file {container_env(container)['FACECODEC_ADMIN_KEY_FILE']}" in steps
+    assert {"--grpc-use-ssl=true", "--grpc-server-cert=/etc/facecodec/tls/tls.crt",
+            "--grpc-server-key=/etc/facecodec/tls/tls.key"} <= set(served)
+
+
+def test_the_gpu_server_arguments_restrict_the_admin_protocols(tmp_path):
+    from facecodec.serving.gpu import server_arguments
+    from facecodec.serving.security import new_admin_key
+    from facecodec.serving.settings import ServingSettings
+
+    key = new_admin_key()
+    args = server_arguments(tmp_path, tmp_path / "plugin.so", ServingSettings(), admin_key=key)
+    assert any(a.startswith("--grpc-restricted-protocol=") and a.endswith(f":facecodec-admin-key={key}") for a in args)
+    assert any(a.startswith("--http-restricted-api=") for a in args)
+    assert not any("restricted" in a for a in server_arguments(tmp_path, tmp_path / "p.so", ServingSettings()))
 
 
 def test_unknown_mode_is_an_error(pod):

@@ -222,6 +222,39 @@ def test_pod_is_locked_down(overlay):
     assert any(m["mountPath"] == "/models" and not m.get("readOnly") for m in init["volumeMounts"])
 
 
+TLS_DIR, ADMIN_DIR = "/etc/facecodec/tls", "/etc/facecodec/admin"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAY_IDS)
+def test_grpc_speaks_tls_and_the_admin_protocols_need_the_key(overlay):
+    """The server reads its certificate and the admin key from Secrets mounted read-only (made by the
+    operator: no Secret object, no key material in k8s/), and is told to use them."""
+    docs = rendered(overlay)
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert "PRIVATE KEY" not in rendered_yaml(overlay)
+    spec = deployment(overlay)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "facecodec-tls" and not volumes["tls"]["secret"].get("optional")
+    assert volumes["admin-key"]["secret"]["secretName"] == "facecodec-admin"
+    container = server_container(overlay)
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts[TLS_DIR] == {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}
+    assert mounts[ADMIN_DIR] == {"name": "admin-key", "mountPath": ADMIN_DIR, "readOnly": True}
+    words = container.get("command", []) + container.get("args", [])
+    command = " ".join(words)
+    if overlay == "cpu":  # the launcher's flags (python -m facecodec.serving serve)
+        for flag, path in (("--tls-cert", f"{TLS_DIR}/tls.crt"), ("--tls-key", f"{TLS_DIR}/tls.key"),
+                           ("--admin-key-file", f"{ADMIN_DIR}/admin-key")):
+            assert words[words.index(flag) + 1] == path, command
+    else:  # tritonserver's own flags; the entrypoint turns the key file into the restricted-protocol flags
+        assert {"--grpc-use-ssl=true", f"--grpc-server-cert={TLS_DIR}/tls.crt",
+                f"--grpc-server-key={TLS_DIR}/tls.key"} <= set(words)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["FACECODEC_ADMIN_KEY_FILE"] == f"{ADMIN_DIR}/admin-key"
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "facecodec"]
+    assert all(p.get("appProtocol") != "kubernetes.io/h2c" for p in service["spec"]["ports"])  # not clear text
+
+
 def test_gpu_overlay_asks_for_a_gpu_and_tolerates_its_nodes():
     spec = deployment("gpu")["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}

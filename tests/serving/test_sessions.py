@@ -9,6 +9,7 @@ import pytest
 
 from facecodec.bitstream import read_stream
 from facecodec.client import calls
+from facecodec.client.reconnect import ReconnectingSession, SessionLost
 from facecodec.client.remote import ClientError, DecoderSession
 from facecodec.codec.pipeline import MotionBatch, images_to_batch
 from facecodec.codec.receiver import frame_requests
@@ -111,3 +112,40 @@ def test_end_frees_session_memory(triton, conn, stream_factory):
         one_call()
     after = triton.rss_bytes()
     assert after <= 1.05 * before, f"RSS grew from {before / 2**20:.0f} MiB to {after / 2**20:.0f} MiB"
+
+
+def test_a_call_belongs_to_its_token_not_to_its_id(conn, local, stream_factory):
+    """A stranger who learnt a live call's correlation id (the server logs it) gets no frame of it, cannot
+    restart it or replace its source; the call goes on decoding its own frames. An END from the stranger
+    does end the sequence in Triton's scheduler (the model refuses it, the scheduler does not ask): the
+    call then re-opens as a fresh session (new id and token) on the same server and goes on."""
+    stream = stream_factory(0, 8)
+    decoded = read_stream(stream)
+    expected = local_decode(local, stream)
+    requests = list(frame_requests(decoded.frames, session_id=0))
+    motion = MotionBatch.from_motions([decoded.frames[2].motion])
+    source = images_to_batch(decoded.frames[0].keyframe[None])
+    with ReconnectingSession([conn.url], timeout=conn.timeout) as call:
+        assert_close_frames(to_frames(call.send(requests[0]).result(conn.timeout)), expected[:1])
+        victim = call._session
+        with DecoderSession(conn.url, timeout=conn.timeout, session_id=victim.session_id) as stranger:
+            assert stranger.token != victim.token
+            attempts = {
+                "frame": FrameRequest(0, motion=motion),
+                "new source": FrameRequest(0, source_image=source * 0.5, motion=motion),
+                "START": FrameRequest(0, start=True, source_image=source, motion=motion),
+            }
+            for what, request in attempts.items():
+                with pytest.raises(ClientError, match="session token|START refused"):
+                    stranger.send(request).result(conn.timeout)
+                stranger.started = False  # its session never opened: close() sends no END
+            for n in (1, 2):  # the call goes on, its own frames, on its first session
+                assert_close_frames(to_frames(call.send(requests[n]).result(conn.timeout)), expected[n : n + 1])
+            assert call.reconnects == []
+            with pytest.raises(ClientError, match="session token"):
+                stranger.send(FrameRequest(0, end=True, motion=motion)).result(conn.timeout)
+        with pytest.raises(SessionLost):  # the scheduler forgot the sequence: this frame is the gap
+            call.send(requests[3]).result(conn.timeout)
+        for n in range(4, 8):  # a fresh session, the same call
+            assert_close_frames(to_frames(call.send(requests[n]).result(conn.timeout)), expected[n : n + 1])
+        assert len(call.reconnects) == 1 and call._session.session_id != victim.session_id

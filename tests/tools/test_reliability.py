@@ -25,3 +25,12 @@ def test_every_bad_input_is_handled_cheaply_and_leaves_other_calls_alone(rows):
 def test_the_document_lists_every_row(rows):
     text = "\n".join(reliability.document(rows))
     assert all(r.case.name.split(":")[0] in text for r in rows)
+
+
+def test_every_served_case_names_a_test_that_exists():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for _, test, _ in reliability.SERVED:
+        path, name = test.split("::")
+        assert f"def {name}(" in (root / path).read_text(), test

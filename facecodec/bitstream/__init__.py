@@ -64,7 +64,7 @@ from .errors import (BadMagicError, BitstreamError, ChecksumError, DropReason, F
 from .header import StreamHeader
 from .keyframe import ImageCodec, decode_keyframe, encode_keyframe
 from .motion import Motion, split_batch, stack_batch
-from .packet import Flags, Packet, PacketType, parse_packet, scan_packets
+from .packet import Flags, ForgedError, Framing, Packet, PacketType, parse_packet, scan_packets
 from .quant import DEFAULT_STEPS, PerField, qscale_factor
 from .ratecontrol import RateController
 from .refresh import RefreshPolicy
@@ -73,7 +73,8 @@ from .stream import DecodedStream, decode_stream, read_stream, stream_bytes, wri
 
 __all__ = [
     "BadMagicError", "BitstreamError", "ChecksumError", "DEFAULT_STEPS", "DecodedFrame", "DecodedStream",
-    "Decoder", "DropReason", "Encoder", "Flags", "FramingError", "ImageCodec", "InvalidFieldError", "Motion", "Packet",
+    "Decoder", "DropReason", "Encoder", "Flags", "ForgedError", "Framing", "FramingError", "ImageCodec",
+    "InvalidFieldError", "Motion", "Packet",
     "PacketType", "PerField", "RateController", "RefreshPolicy", "StreamHeader", "StreamStats", "TruncatedError",
     "UnsupportedVersionError", "decode_keyframe", "decode_stream", "encode_keyframe",
     "parse_packet", "qscale_factor", "read_stream", "scan_packets", "split_batch", "stack_batch", "stream_bytes",

@@ -10,10 +10,10 @@ import numpy as np
 from .framecoder import FrameCoder
 from .header import StreamHeader
 from ..expression import SourceFace
-from .auth import check_key, seal
+from .auth import check_key, compact_tag, seal
 from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_face, encode_keyframe
 from .motion import Motion
-from .packet import Flags, Packet, PacketType
+from .packet import Flags, Packet, PacketType, implied_timestamp, off_grid
 from .quant import QSCALE_UNITY, qscale_factor
 from .ratecontrol import RateController
 from .refresh import RefreshPolicy
@@ -57,6 +57,7 @@ class Encoder:
                              "(StreamHeader(authenticated=True))")
         self._key = None if key is None else check_key(key)
         self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
+        self._anchor: tuple[int, int] | None = None  # compact packets: (frame, timestamp_ms) of the last anchor
 
     def request_keyframe(self, image: np.ndarray, face: SourceFace | None = None) -> bytes:
         """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on, with its
@@ -131,7 +132,29 @@ class Encoder:
         return data
 
     def _emit(self, packet: Packet) -> bytes:
+        if self.header.compact:
+            data = self._compact(packet)
+        else:
+            if self._key is not None:
+                packet = seal(packet, self._key, self._frame)
+            data = packet.to_bytes()
+        self.stats.add(dataclasses.replace(packet, wire_size=len(data)))
+        return data
+
+    def _compact(self, packet: Packet) -> bytes:
+        """Version-3 bytes: an ANCHOR (whole frame number, explicit timestamp) on keyframes, intra packets
+        and whenever the timestamp is off the grid implied by the last anchor; else an 8-bit seq only."""
+        fps = (self.header.fps_num, self.header.fps_den)
+        anchor = packet.type == PacketType.KEYFRAME or Flags.INTRA in packet.flags or self._anchor is None \
+            or off_grid(packet.timestamp_ms, implied_timestamp(self._anchor, self._frame, *fps), *fps)
+        if anchor:
+            self._anchor = (self._frame, packet.timestamp_ms)
+        else:
+            packet = dataclasses.replace(packet, timestamp_ms=None)
+        sign = None
         if self._key is not None:
-            packet = seal(packet, self._key, self._frame)
-        self.stats.add(packet)
-        return packet.to_bytes()
+            key, frame = self._key, self._frame
+
+            def sign(covered: bytes) -> bytes:
+                return compact_tag(key, frame, covered)
+        return packet.to_compact_bytes(sign)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bitstream import PacketType, RefreshPolicy, decode_stream, scan_packets, stream_bytes
+from ..bitstream import Framing, PacketType, RefreshPolicy, decode_stream, scan_packets, stream_bytes
 from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..codec.pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
 from ..codec.receiver import receive
@@ -70,7 +70,7 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
         keyframe=sources[0],
         kbps=stream.stats.kbps(),
         motion_kbps=stream.stats.kbps(keyframes=False),
-        keyframe_bytes=next(len(p.to_bytes()) for p in scan_packets(data[len(header.to_bytes()):])
+        keyframe_bytes=next(p.framed_size for p in scan_packets(data[len(header.to_bytes()):], Framing(header.compact))
                             if p.type == PacketType.KEYFRAME),
         keyframes=len(sources),
         stream=data,

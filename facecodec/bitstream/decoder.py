@@ -97,7 +97,8 @@ class Decoder:
         self.damping = damping
         self.drops: collections.Counter[DropReason] = collections.Counter()
         self.stats = StreamStats(float(header.fps))
-        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face)
+        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face, trimmed=header.compact)
+        self._qscale: int | None = None  # compact: the qscale of the last decoded MOTION packet
         self._state = self._coder.initial_state()
         self._synced = False
         self._next = first_seq  # frame number of the next frame to emit
@@ -241,18 +242,20 @@ class Decoder:
     def _decode(self, packet: Packet) -> np.ndarray | None:
         """Reconstruction of a MOTION packet, or None (after recording why) if undecodable."""
         intra = Flags.INTRA in packet.flags
-        if not packet.body or packet.body[0] > QSCALE_MAX:
+        carried = not self.header.compact or Flags.QSCALE in packet.flags  # legacy packets always carry it
+        if carried and (not packet.body or packet.body[0] > QSCALE_MAX) or intra and not carried:
             self._drop(DropReason.INVALID, f"MOTION seq {packet.seq}: missing or out-of-range qscale")
             return None
         if not (intra or self._synced):
             self._drop(DropReason.UNSYNCED, f"MOTION seq {packet.seq}: predicted frame after a loss")
             return None
+        qscale, payload = (packet.body[0], packet.body[1:]) if carried else (self._qscale, packet.body)
         try:
-            self._state = self._coder.decode(self._state, packet.body[1:], packet.body[0], intra)
+            self._state = self._coder.decode(self._state, payload, qscale, intra)
         except BitstreamError as exc:
             self._drop(DropReason.INVALID, f"MOTION seq {packet.seq}: {exc}")
             return None
-        self._synced = True
+        self._synced, self._qscale = True, qscale
         return self._state.reconstruction
 
     def _timestamp(self, seq: int, packet: Packet | None) -> int:

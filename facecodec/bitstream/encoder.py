@@ -44,7 +44,8 @@ class Encoder:
         self._qscale = qscale
         # checked here, not at the first keyframe: a bad setting fails before the call starts
         self._keyframe_options = {"quality": check_quality(keyframe_quality), "codec": keyframe_codec}
-        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face)
+        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face, trimmed=header.compact)
+        self._chain_qscale: int | None = None  # compact: the qscale the decoder's chain last received
         self._state = self._coder.initial_state()
         self._frame = 0
         self._frames_since_intra = 0
@@ -126,7 +127,12 @@ class Encoder:
         payload, self._state = self._coder.encode(self._state, vector, qscale, intra)
         self._force_intra, self._frames_since_intra = False, 1 if intra else self._frames_since_intra + 1
         flags = Flags.INTRA if intra else Flags.NONE
-        data = self._emit(Packet(PacketType.MOTION, self._frame, timestamp_ms, flags, bytes([qscale]) + payload))
+        if self.header.compact and not intra and qscale == self._chain_qscale:
+            body = payload  # the decoder's chain holds this qscale already
+        else:
+            body, flags = bytes([qscale]) + payload, flags | (Flags.QSCALE if self.header.compact else Flags.NONE)
+        self._chain_qscale = qscale
+        data = self._emit(Packet(PacketType.MOTION, self._frame, timestamp_ms, flags, body))
         if self.rate:
             self.rate.update(8 * len(data))
         return data

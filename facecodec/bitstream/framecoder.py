@@ -38,8 +38,9 @@ class CoderState:
 class FrameCoder:
     """Codes (6 + 3K + P,) motion vectors for one stream's K, P and base quantiser steps."""
 
-    def __init__(self, num_kp: int, steps: PerField, num_face: int = 0) -> None:
+    def __init__(self, num_kp: int, steps: PerField, num_face: int = 0, *, trimmed: bool = False) -> None:
         self.num_kp, self.num_face = num_kp, num_face
+        self.trimmed = trimmed  # compact streams: payloads end where the range coder's message does, not on a word
         self._base_step = steps.expand(num_kp, num_face)
         self._intra_mean = INTRA_TYPICAL.expand(num_kp, num_face)
         self._limit = LIMITS.expand(num_kp, num_face)
@@ -54,7 +55,7 @@ class FrameCoder:
             raise ValueError("the first frame of a stream must be intra")
         step, prediction = self._step_and_prediction(state, qscale, intra)
         levels = quantise(vector, prediction, step, self.num_kp)
-        payload = encode_levels(levels, self._classes(state, step, intra))
+        payload = encode_levels(levels, self._classes(state, step, intra), trim=self.trimmed)
         return payload, self._advance(state, levels, prediction, step, intra)
 
     def decode(self, state: CoderState, payload: bytes, qscale: int, intra: bool) -> CoderState:
@@ -62,7 +63,7 @@ class FrameCoder:
         if state.reconstruction is None and not intra:
             raise BitstreamError("predicted frame without a reconstructed previous frame")
         step, prediction = self._step_and_prediction(state, qscale, intra)
-        levels = decode_levels(payload, self._classes(state, step, intra))
+        levels = decode_levels(payload, self._classes(state, step, intra), padded=self.trimmed)
         after = self._advance(state, levels, prediction, step, intra)
         # an encoder's reconstruction stays within half a step of a clipped value; anything past a
         # step beyond the limits (or not finite) is a forged payload, not motion the model can draw

@@ -36,7 +36,7 @@ SHORT_CHECK_MAX_LENGTH = 127  # compact: a packet whose length field is ≤ this
 _CRC16 = struct.Struct(">H")
 COMPACT_MIN_LENGTH = 1 + 1 + _CRC16.size  # head, seq, CRC-16
 _RESERVED = 0xF0  # legacy type_flags bits that must be zero
-_COMPACT_RESERVED = 0xE0  # compact head bits that must be zero
+_COMPACT_RESERVED = 0xC0  # compact head bits that must be zero
 
 
 class PacketType(enum.IntEnum):
@@ -48,6 +48,7 @@ class Flags(enum.IntFlag):
     NONE = 0
     INTRA = 0x04  # MOTION: absolute values, decodable without history
     REFRESH = 0x08  # KEYFRAME: replaces an earlier source image
+    QSCALE = 0x20  # compact MOTION: the body starts with a qscale byte (else the previous packet's qscale holds)
 
 
 ANCHOR = 0x10  # compact head bit: the whole frame number and an explicit timestamp follow
@@ -233,7 +234,7 @@ def _compact_at(data, pos: int, verify: Verifier | None) -> tuple[Packet, int]:
     except TruncatedError as exc:  # an anchor's varints run into the check: malformed, not cut short
         raise (InvalidFieldError(str(exc)) if verify is None else TagError(str(exc), checked=end - pos)) from exc
     packet = Packet(PacketType(head & 0x03) if head & 0x03 in (1, 2) else PacketType.MOTION, seq, timestamp,
-                    Flags(head & 0x0C), bytes(covered[at:]), modulus, end - pos)
+                    Flags(head & 0x2C), bytes(covered[at:]), modulus, end - pos)
     if verify is not None and not verify(packet, bytes(covered), bytes(data[end - check:end])):
         raise TagError(f"packet tag does not verify (packet of {end - pos} bytes)", checked=end - pos)
     if head & _COMPACT_RESERVED or (head & 0x03) not in tuple(PacketType):

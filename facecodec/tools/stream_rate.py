@@ -1,0 +1,102 @@
+"""What the stream costs on real clips, packet layout by packet layout, from ONE motion estimate per clip.
+
+For each clip (the shipped sample and the first validation clips), the plain sender's motion (the
+shipped weights, expression channel on unless `--no-expression`) is estimated once; every format then
+codes that same motion and keyframe (frame 0) with the codec's `Sender`, the `Decoder` reads the bytes
+back, and the decoded motion is checked to be identical across formats (the layouts differ in bytes
+only). Rates are kbit/s (1000 bit/s) over the clip's duration at its frame rate:
+
+- `motion_kbps`: MOTION packets (framing included): the long-call rate, keyframe amortised away;
+- `kbps`: the whole stream (header, keyframe packet, motion packets) over the clip.
+
+    python -m facecodec.tools.stream_rate --manifest ../shared/data/faces/MANIFEST.tsv --clips 3 \\
+        --max-frames 300 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..bitstream import StreamHeader, decode_stream, stream_bytes
+from ..commands import run_command
+
+FORMATS = {"legacy": {"compact": False}, "compact": {"compact": True}}
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "talking_00086_4s.mp4"
+
+
+def measure_clip(networks, path: Path, *, preset: str, num_kp: int, max_frames: int, expression) -> dict:
+    """{format: rates and byte counts} for one clip; the same motion and keyframe in every format."""
+    from ..codec.sender import Sender, stream_header
+    from ..media import probe_fps, read_video
+    from ..rd.neural import sender_motion
+
+    frames = read_video(path, max_frames=max_frames)
+    fps = probe_fps(path)
+    motion = sender_motion(networks, frames)
+    if expression is not None:
+        motion = motion.with_face(expression.encode(frames))
+    base = stream_header(preset, num_kp, frames.shape[1], fps, expression=expression)
+    seconds, out, reference = len(frames) / fps, {}, None
+    for name, options in FORMATS.items():
+        header: StreamHeader = dataclasses.replace(base, **options)
+        data = stream_bytes(header, Sender(None, header, expression=expression).send(frames, motion))
+        decoded = decode_stream(data)
+        vectors = np.stack([f.motion.to_vector() for f in decoded.frames])
+        if reference is not None and not np.array_equal(vectors, reference):
+            raise RuntimeError(f"{path.name}: the {name} stream decodes to other motion than the first format")
+        reference = vectors
+        stats = decoded.stats
+        out[name] = {"version": header.version, "frames": len(frames), "seconds": seconds,
+                     "motion_kbps": stats.kbps(keyframes=False), "kbps": 8 * len(data) / seconds / 1000,
+                     "keyframe_bytes": stats.keyframe_bytes, "header_bytes": len(header.to_bytes()),
+                     "motion_bytes_per_frame": (stats.intra_bytes + stats.predicted_bytes) / stats.frames}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facecodec.tools.stream_rate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--clips", type=int, default=3, help="validation clips, after the shipped sample")
+    p.add_argument("--max-frames", type=int, default=300)
+    p.add_argument("--preset", default="lite")
+    p.add_argument("--no-expression", dest="expression", action="store_false")
+    p.add_argument("--json", type=Path)
+
+    def command() -> int:
+        args = p.parse_args(argv)
+        from ..codec.pipeline import TorchNetworks
+        from ..eval.run import validation_clips
+        from ..expression import expression_sender
+        from ..weights import build_model
+
+        model = build_model(args.preset)
+        networks, expression = TorchNetworks(model), expression_sender(args.expression)
+        clips = [SAMPLE] + validation_clips(args.manifest)[: args.clips]
+        started, results = time.perf_counter(), {}
+        for path in clips:
+            results[path.stem] = measure_clip(networks, path, preset=model.cfg.name, num_kp=model.cfg.num_kp,
+                                              max_frames=args.max_frames, expression=expression)
+            print(path.stem, {k: round(v["motion_kbps"], 3) for k, v in results[path.stem].items()}, flush=True)
+        mean = {name: {key: float(np.mean([r[name][key] for r in results.values()]))
+                       for key in ("motion_kbps", "kbps", "keyframe_bytes")} for name in FORMATS}
+        report = {"clips": results, "mean": mean, "expression": args.expression, "max_frames": args.max_frames,
+                  "wall_seconds": time.perf_counter() - started}
+        print(json.dumps(mean, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+        return 0
+
+    return run_command(command, logging.getLogger("facecodec.stream_rate"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,7 @@ from .framecoder import FrameCoder
 from .header import StreamHeader
 from ..expression import SourceFace
 from .auth import check_key, compact_tag, seal
-from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_face, encode_keyframe
+from .keyframe import ImageCodec, check_quality, default_codec, encode_face, encode_keyframe
 from .motion import Motion
 from .packet import Flags, Packet, PacketType, implied_timestamp, off_grid
 from .quant import QSCALE_UNITY, qscale_factor
@@ -33,7 +33,7 @@ class Encoder:
     """
 
     def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
-                 keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None,
+                 keyframe_quality: int | None = None, keyframe_codec: ImageCodec | None = None,
                  refresh: RefreshPolicy | None = None,
                  face_of: Callable[[np.ndarray], SourceFace | None] | None = None,
                  key: bytes | None = None) -> None:
@@ -43,7 +43,8 @@ class Encoder:
         self.rate = RateController(target_kbps, float(header.fps), initial=qscale) if target_kbps else None
         self._qscale = qscale
         # checked here, not at the first keyframe: a bad setting fails before the call starts
-        self._keyframe_options = {"quality": check_quality(keyframe_quality), "codec": keyframe_codec}
+        self._keyframe_options = {"quality": None if keyframe_quality is None else check_quality(keyframe_quality),
+                                  "codec": keyframe_codec or default_codec(header.compact)}
         self._coder = FrameCoder(header.num_kp, header.steps, header.num_face, trimmed=header.compact)
         self._chain_qscale: int | None = None  # compact: the qscale the decoder's chain last received
         self._state = self._coder.initial_state()

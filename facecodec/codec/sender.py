@@ -17,7 +17,6 @@ import numpy as np
 
 from ..bitstream import Encoder, RefreshPolicy, StreamHeader, StreamStats, decode_keyframe, write_stream
 from ..expression import ExpressionSender, SourceFace
-from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..bitstream.quant import QSCALE_UNITY
 from ..media import probe_fps, read_video
 from .pipeline import MotionBatch, Networks, encode_frames, images_to_batch
@@ -53,7 +52,8 @@ class Sender:
     frames too become keyframes when the head has gone far from the current source. `search`
     (`MotionSearch`, e.g. `facecodec.codec.refine.motion_search`): a sender-side motion search; it
     gets the keyframe exactly as the receiver will decode it. `keyframe_quality`: the source
-    picture's WebP quality, 1…100 (a one-off cost: 90 ≈ 6–8 kB at 256², 100 about twice that).
+    picture's quality, 1…100 on its codec's scale (None: the default, AVIF 50 in compact streams, WebP 90 in
+    legacy ones; a one-off cost: WebP 90 ≈ 6–8 kB at 256²).
     `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled. `expression`: the
     expression channel's sender (the header must name its basis, `stream_header(expression=...)`):
     each keyframe carries the picture's face, each frame its code. `key`: the call's packet key
@@ -63,7 +63,7 @@ class Sender:
     def __init__(
         self, networks: Networks | None, header: StreamHeader, *, target_kbps: float | None = None,
         qscale: int = QSCALE_UNITY, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
-        keyframe_quality: int = DEFAULT_QUALITY, batch: int = 8, expression: ExpressionSender | None = None,
+        keyframe_quality: int | None = None, batch: int = 8, expression: ExpressionSender | None = None,
         key: bytes | None = None,
     ) -> None:
         if search is not None and refresh is not None:

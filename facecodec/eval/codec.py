@@ -2,7 +2,7 @@
 and motion transfer, all through the codec's in-process sender and receiver (`facecodec.codec`).
 
 Self-reenactment is what a call does: the sender (`codec.Sender`) estimates every frame's motion and
-codes the source keyframe (WebP) and the motion packets, the `Decoder` parses them, and the receiver
+codes the source keyframe (AVIF in compact streams) and the motion packets, the `Decoder` parses them, and the receiver
 (`codec.receive`) renders each frame from the DECODED keyframe and the DECODED (quantised) motion. The
 stream rate is therefore the real rate of the packets.
 """
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bitstream import Framing, PacketType, RefreshPolicy, decode_stream, scan_packets, stream_bytes
-from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..codec.pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
 from ..codec.receiver import receive
 from ..codec.sender import MotionSearch, Sender, stream_header
@@ -48,11 +47,12 @@ def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = N
 
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
                  batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
-                 keyframe_quality: int = DEFAULT_QUALITY, expression: ExpressionSender | None = None) -> CodecRun:
+                 keyframe_quality: int | None = None, expression: ExpressionSender | None = None) -> CodecRun:
     """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode` (`codec.Sender`)
     → bitstream → the receiver of `facecodec decode` (`codec.receive`); source = frame 0, and with
     `refresh` later frames too, whenever the policy sends one as a new keyframe. `search`: the sender's
-    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality;
+    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's quality (None:
+    its codec's default);
     `expression`: the expression channel's sender (None: a stream without it)."""
     t, h, w, _ = frames.shape
     if h != w:

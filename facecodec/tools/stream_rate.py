@@ -11,6 +11,11 @@ only). Rates are kbit/s (1000 bit/s) over the clip's duration at its frame rate:
 
     python -m facecodec.tools.stream_rate --manifest ../shared/data/faces/MANIFEST.tsv --clips 3 \\
         --max-frames 300 [--json out.json]
+
+With `--keyframes webp:90,avif:50,...` it sweeps the keyframe instead (compact packets, same motion): each
+codec:quality is coded, decoded and the whole call rendered by the receiver, then measured against the
+original frames (PSNR every frame, stLPIPS per `--lpips`, e.g. alex:2,vgg:10): the rate–distortion data the
+default keyframe quality is chosen from.
 """
 
 from __future__ import annotations
@@ -61,6 +66,43 @@ def measure_clip(networks, path: Path, *, preset: str, num_kp: int, max_frames: 
     return out
 
 
+def _sender_side(networks, path: Path, *, max_frames: int, expression):
+    from ..media import probe_fps, read_video
+    from ..rd.neural import sender_motion
+
+    frames = read_video(path, max_frames=max_frames)
+    motion = sender_motion(networks, frames)
+    if expression is not None:
+        motion = motion.with_face(expression.encode(frames))
+    return frames, probe_fps(path), motion
+
+
+def keyframe_sweep(networks, path: Path, settings: list[tuple[str, int]], plan, lpips, *, preset: str, num_kp: int,
+                   max_frames: int, expression) -> dict:
+    """{"codec:quality": keyframe bytes, whole-call kbit/s and the decoded call's quality} for one clip."""
+    from ..bitstream import ImageCodec
+    from ..codec.receiver import receive
+    from ..codec.sender import Sender, stream_header
+    from ..media import to_frames
+    from ..rd.quality import QualityMeter
+
+    frames, fps, motion = _sender_side(networks, path, max_frames=max_frames, expression=expression)
+    header = stream_header(preset, num_kp, frames.shape[1], fps, expression=expression)
+    meter, out = QualityMeter(frames, plan, lpips=lpips), {}
+    for codec, quality in settings:
+        sender = Sender(None, header, expression=expression, keyframe_quality=quality,
+                        keyframe_codec=ImageCodec[codec.upper()])
+        data = stream_bytes(header, sender.send(frames, motion))
+        decoded = decode_stream(data)
+        rendered = to_frames(receive(networks, decoded.frames))
+        seconds = len(frames) / fps
+        out[f"{codec}:{quality}"] = {"keyframe_bytes": decoded.stats.keyframe_bytes,
+                                     "kbps": 8 * len(data) / seconds / 1000,
+                                     "motion_kbps": decoded.stats.kbps(keyframes=False), **meter.summary(rendered)}
+        print(path.stem, codec, quality, {k: round(v, 4) for k, v in out[f"{codec}:{quality}"].items()}, flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facecodec.tools.stream_rate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="lite")
     p.add_argument("--no-expression", dest="expression", action="store_false")
     p.add_argument("--json", type=Path)
+    p.add_argument("--keyframes", help="sweep the keyframe: codec:quality,... (webp, jpeg, avif)")
+    p.add_argument("--lpips", default="alex:2,vgg:10", help="with --keyframes: stLPIPS nets and frame strides")
 
     def command() -> int:
         args = p.parse_args(argv)
@@ -82,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         networks, expression = TorchNetworks(model), expression_sender(args.expression)
         clips = [SAMPLE] + validation_clips(args.manifest)[: args.clips]
         started, results = time.perf_counter(), {}
+        if args.keyframes:
+            return _sweep(args, model, networks, expression, clips, started)
         for path in clips:
             results[path.stem] = measure_clip(networks, path, preset=model.cfg.name, num_kp=model.cfg.num_kp,
                                               max_frames=args.max_frames, expression=expression)
@@ -96,6 +142,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_command(command, logging.getLogger("facecodec.stream_rate"))
+
+
+def _sweep(args, model, networks, expression, clips, started) -> int:
+    from ..rd.quality import LpipsPlan
+    from ..eval.metrics import Lpips
+
+    settings = [(c, int(q)) for c, q in (item.split(":") for item in args.keyframes.split(","))]
+    plan = LpipsPlan.parse(args.lpips)
+    lpips = Lpips(plan.nets)
+    results = {path.stem: keyframe_sweep(networks, path, settings, plan, lpips, preset=model.cfg.name,
+                                         num_kp=model.cfg.num_kp, max_frames=args.max_frames, expression=expression)
+               for path in clips}
+    keys = next(iter(results.values()))[f"{settings[0][0]}:{settings[0][1]}"].keys()
+    mean = {f"{c}:{q}": {k: float(np.mean([r[f"{c}:{q}"][k] for r in results.values()])) for k in keys}
+            for c, q in settings}
+    print(json.dumps(mean, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps({"clips": results, "mean": mean, "lpips": args.lpips,
+                                         "max_frames": args.max_frames, "expression": args.expression,
+                                         "wall_seconds": time.perf_counter() - started}, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,15 +29,19 @@ class Encoder:
     With `refresh`, frames passed to `encode` with their image get a new keyframe whenever the
     policy finds the head too far from the current source (`RefreshPolicy`); `face_of` then gives
     that picture's face in streams with the expression channel. `key`: the call's packet key in an
-    authenticated stream (`bitstream.auth`).
+    authenticated stream (`bitstream.auth`). `dead_zone`: predicted residuals within (0.5 + dead_zone) steps
+    code as 0 (`FrameCoder.encode`; the decoder needs nothing).
     """
 
     def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
                  keyframe_quality: int | None = None, keyframe_codec: ImageCodec | None = None,
                  refresh: RefreshPolicy | None = None,
                  face_of: Callable[[np.ndarray], SourceFace | None] | None = None,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, dead_zone: float = 0.0) -> None:
         qscale_factor(qscale)  # validates the index
+        if not 0.0 <= dead_zone < 0.5:
+            raise ValueError(f"dead zone must be in [0, 0.5) steps, got {dead_zone}")
+        self.dead_zone = dead_zone
         self.header = header
         self.stats = StreamStats(float(header.fps))
         self.rate = RateController(target_kbps, float(header.fps), initial=qscale) if target_kbps else None
@@ -125,7 +129,7 @@ class Encoder:
     def _motion_packet(self, vector: np.ndarray, timestamp_ms: int) -> bytes:
         intra = self._force_intra or self._frames_since_intra >= self.header.intra_interval
         qscale = self.rate.qscale if self.rate else self._qscale
-        payload, self._state = self._coder.encode(self._state, vector, qscale, intra)
+        payload, self._state = self._coder.encode(self._state, vector, qscale, intra, self.dead_zone)
         self._force_intra, self._frames_since_intra = False, 1 if intra else self._frames_since_intra + 1
         flags = Flags.INTRA if intra else Flags.NONE
         if self.header.compact and not intra and qscale == self._chain_qscale:

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument("--clips", type=int, default=3, help="validation clips, after the shipped sample")
     p.add_argument("--max-frames", type=int, default=300)
+    p.add_argument("--no-sample", dest="sample", action="store_false", help="validation clips only")
     p.add_argument("--preset", default="lite")
     p.add_argument("--no-expression", dest="expression", action="store_false")
     p.add_argument("--json", type=Path)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model = build_model(args.preset)
         networks, expression = TorchNetworks(model), expression_sender(args.expression)
-        clips = [SAMPLE] + validation_clips(args.manifest)[: args.clips]
+        clips = [SAMPLE] * args.sample + validation_clips(args.manifest)[: args.clips]
         started, results = time.perf_counter(), {}
         if args.keyframes:
             return _sweep(args, model, networks, expression, clips, started)

@@ -225,3 +225,28 @@ def test_the_qscale_rides_on_intra_packets_and_changes_only(motions):
     for data in chunks[:25] + [stripped.to_compact_bytes()]:
         decoder.push(data)
     assert decoder.drops[DropReason.INVALID] == 1  # an intra packet must say its qscale
+
+
+def test_staged_contexts_round_trip_exactly():
+    from facecodec.bitstream.entropy import Staged, class_of, decode_levels, encode_levels
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        levels = np.rint(rng.laplace(size=30) * rng.uniform(0.1, 6)).astype(np.int64)
+        staged = Staged(class_of(np.full(6, 1.0)), lambda b: class_of(np.full(24, 0.5 + b.sum())))
+        data = encode_levels(levels, staged, trim=True)
+        np.testing.assert_array_equal(decode_levels(data, staged, padded=True), levels)
+
+
+@pytest.mark.parametrize("dead_zone", [0.2, 0.35])
+def test_a_dead_zone_saves_bits_and_the_decoder_follows_the_encoder(motions, encode_frames, dead_zone):
+    header = StreamHeader()
+    plain, _ = encode_frames(header, motions[:200])
+    chunks, expected = encode_frames(header, motions[:200], dead_zone=dead_zone)
+    assert sum(map(len, chunks)) < 0.97 * sum(map(len, plain))
+    frames = decode_stream(header.to_bytes() + b"".join(chunks)).frames
+    np.testing.assert_array_equal(_vectors(frames), expected)
+    error = np.abs(np.stack([m.to_vector() for m in motions[:200]]).astype(np.float64) - _vectors(frames))
+    assert (error <= (0.5 + dead_zone) * header.steps.expand(15) * (1 + 1e-6) + 1e-6).all()
+    with pytest.raises(ValueError, match="dead zone"):
+        Encoder(header, dead_zone=0.5)

@@ -12,10 +12,11 @@ only). Rates are kbit/s (1000 bit/s) over the clip's duration at its frame rate:
     python -m facecodec.tools.stream_rate --manifest ../shared/data/faces/MANIFEST.tsv --clips 3 \\
         --max-frames 300 [--json out.json]
 
-With `--keyframes webp:90,avif:50,...` it sweeps the keyframe instead (compact packets, same motion): each
-codec:quality is coded, decoded and the whole call rendered by the receiver, then measured against the
-original frames (PSNR every frame, stLPIPS per `--lpips`, e.g. alex:2,vgg:10): the rate–distortion data the
-default keyframe quality is chosen from.
+With `--settings webp:90/legacy,avif:75,avif:75/dz0.2,...` it sweeps sender settings instead (`Setting`: the
+keyframe's codec and quality, the motion coder's dead zone and steps, the packet layout), same motion: each is
+coded, decoded and the whole call rendered by the receiver, then measured against the original frames (PSNR
+every frame, stLPIPS per `--lpips`, e.g. alex:2,vgg:10; mouth and eye opening followed, `eval.metrics`): the
+rate–distortion data the defaults are chosen from.
 """
 
 from __future__ import annotations
@@ -77,29 +78,69 @@ def _sender_side(networks, path: Path, *, max_frames: int, expression):
     return frames, probe_fps(path), motion
 
 
-def keyframe_sweep(networks, path: Path, settings: list[tuple[str, int]], plan, lpips, *, preset: str, num_kp: int,
-                   max_frames: int, expression) -> dict:
-    """{"codec:quality": keyframe bytes, whole-call kbit/s and the decoded call's quality} for one clip."""
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One sender setting of a sweep: keyframe codec and quality, and the motion coder's dead zone and base
+    steps of the expression values and channel (None: the defaults). Label: `avif:75[/dz0.2][/exp0.006]
+    [/face0.02][/legacy]` (legacy: the same, coded in legacy packets)."""
+
+    codec: str
+    quality: int
+    dead_zone: float = 0.0
+    exp: float | None = None
+    face: float | None = None
+    legacy: bool = False
+
+    @classmethod
+    def parse(cls, label: str) -> Setting:
+        head, *options = label.split("/")
+        codec, quality = head.split(":")
+        values = {}
+        for option in options:
+            if option == "legacy":
+                values["legacy"] = True
+            else:
+                name = option.rstrip("0123456789.")
+                values[{"dz": "dead_zone"}.get(name, name)] = float(option[len(name):])
+        return cls(codec, int(quality), **values)
+
+    def header(self, base: StreamHeader) -> StreamHeader:
+        steps = {k: v for k, v in (("exp", self.exp), ("face", self.face)) if v is not None}
+        return dataclasses.replace(base, steps=dataclasses.replace(base.steps, **steps), compact=not self.legacy)
+
+
+def sweep(networks, path: Path, labels: list[str], plan, lpips, landmarker, *, preset: str, num_kp: int,
+          max_frames: int, expression) -> dict:
+    """{label: bytes, rates and the decoded call's quality, mouth and eye measures} for one clip: each
+    setting is coded, decoded and rendered by the receiver, then measured against the original frames."""
     from ..bitstream import ImageCodec
     from ..codec.receiver import receive
     from ..codec.sender import Sender, stream_header
+    from ..eval.metrics import eye_opening, follows, mouth_opening
     from ..media import to_frames
     from ..rd.quality import QualityMeter
 
     frames, fps, motion = _sender_side(networks, path, max_frames=max_frames, expression=expression)
-    header = stream_header(preset, num_kp, frames.shape[1], fps, expression=expression)
+    base = stream_header(preset, num_kp, frames.shape[1], fps, expression=expression)
     meter, out = QualityMeter(frames, plan, lpips=lpips), {}
-    for codec, quality in settings:
-        sender = Sender(None, header, expression=expression, keyframe_quality=quality,
-                        keyframe_codec=ImageCodec[codec.upper()])
+    original = landmarker.detect(frames)
+    for label in labels:
+        setting = Setting.parse(label)
+        header = setting.header(base)
+        sender = Sender(None, header, expression=expression, keyframe_quality=setting.quality,
+                        keyframe_codec=ImageCodec[setting.codec.upper()])
+        sender.encoder.dead_zone = setting.dead_zone
         data = stream_bytes(header, sender.send(frames, motion))
         decoded = decode_stream(data)
         rendered = to_frames(receive(networks, decoded.frames))
+        landmarks = landmarker.detect(rendered)
         seconds = len(frames) / fps
-        out[f"{codec}:{quality}"] = {"keyframe_bytes": decoded.stats.keyframe_bytes,
-                                     "kbps": 8 * len(data) / seconds / 1000,
-                                     "motion_kbps": decoded.stats.kbps(keyframes=False), **meter.summary(rendered)}
-        print(path.stem, codec, quality, {k: round(v, 4) for k, v in out[f"{codec}:{quality}"].items()}, flush=True)
+        row = {"keyframe_bytes": decoded.stats.keyframe_bytes, "kbps": 8 * len(data) / seconds / 1000,
+               "motion_kbps": decoded.stats.kbps(keyframes=False), **meter.summary(rendered)}
+        for part, measure in (("mouth", mouth_opening), ("eye", eye_opening)):
+            row[f"{part}_corr"], row[f"{part}_amp"] = follows(measure(original), measure(landmarks))
+        out[label] = row
+        print(path.stem, label, {k: round(v, 4) for k, v in row.items()}, flush=True)
     return out
 
 
@@ -113,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="lite")
     p.add_argument("--no-expression", dest="expression", action="store_false")
     p.add_argument("--json", type=Path)
-    p.add_argument("--keyframes", help="sweep the keyframe: codec:quality,... (webp, jpeg, avif)")
-    p.add_argument("--lpips", default="alex:2,vgg:10", help="with --keyframes: stLPIPS nets and frame strides")
+    p.add_argument("--settings", help="sweep sender settings, rendering each decoded call: comma-separated "
+                   "`Setting` labels, e.g. webp:90/legacy,avif:75,avif:75/dz0.2/face0.02")
+    p.add_argument("--lpips", default="alex:2,vgg:10", help="with --settings: stLPIPS nets and frame strides")
 
     def command() -> int:
         args = p.parse_args(argv)
@@ -127,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         networks, expression = TorchNetworks(model), expression_sender(args.expression)
         clips = [SAMPLE] * args.sample + validation_clips(args.manifest)[: args.clips]
         started, results = time.perf_counter(), {}
-        if args.keyframes:
+        if args.settings:
             return _sweep(args, model, networks, expression, clips, started)
         for path in clips:
             results[path.stem] = measure_clip(networks, path, preset=model.cfg.name, num_kp=model.cfg.num_kp,
@@ -146,18 +188,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sweep(args, model, networks, expression, clips, started) -> int:
-    from ..rd.quality import LpipsPlan
     from ..eval.metrics import Lpips
+    from ..landmarks import FaceLandmarker
+    from ..rd.quality import LpipsPlan
 
-    settings = [(c, int(q)) for c, q in (item.split(":") for item in args.keyframes.split(","))]
+    labels = args.settings.split(",")
     plan = LpipsPlan.parse(args.lpips)
     lpips = Lpips(plan.nets)
-    results = {path.stem: keyframe_sweep(networks, path, settings, plan, lpips, preset=model.cfg.name,
-                                         num_kp=model.cfg.num_kp, max_frames=args.max_frames, expression=expression)
-               for path in clips}
-    keys = next(iter(results.values()))[f"{settings[0][0]}:{settings[0][1]}"].keys()
-    mean = {f"{c}:{q}": {k: float(np.mean([r[f"{c}:{q}"][k] for r in results.values()])) for k in keys}
-            for c, q in settings}
+    with FaceLandmarker() as landmarker:
+        results = {path.stem: sweep(networks, path, labels, plan, lpips, landmarker, preset=model.cfg.name,
+                                    num_kp=model.cfg.num_kp, max_frames=args.max_frames, expression=expression)
+                   for path in clips}
+    keys = next(iter(results.values()))[labels[0]].keys()
+    mean = {label: {k: float(np.nanmean([r[label][k] for r in results.values()])) for k in keys} for label in labels}
     print(json.dumps(mean, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"clips": results, "mean": mean, "lpips": args.lpips,

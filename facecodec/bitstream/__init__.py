@@ -72,8 +72,9 @@ from |bucket| ≥ 2 on, |bucket| − 1 uniform mantissa bits. Frame 0, every int
 frame and frames after `Encoder.request_intra()` are intra; an intra packet resets all
 prediction and model state, so it alone resynchronises a decoder.
 KEYFRAME body: [expression channel: the source's face, `keyframe.encode_face`: has_face, N landmark points,
-their canonical map and the source's expression code] codec (1 byte: 1 WebP, 2 JPEG) then the
-coded (H, W, 3) RGB source image.
+their canonical map and the source's expression code] codec (1 byte: 1 WebP, 2 JPEG, 3 AVIF: the field that
+names the image codec; compact streams default to AVIF, legacy ones to WebP, `keyframe.default_codec`) then
+the coded (H, W, 3) RGB source image.
 A KEYFRAME after the first is a REFRESH: the receiver renders from it on. `RefreshPolicy` sends
 one when the head has turned or moved too far from the current source for one picture to serve.
 

@@ -37,6 +37,9 @@ def add_rd_parser(sub) -> None:
     p.add_argument("--lpips", default="alex:1", help="stLPIPS networks and frame strides, e.g. alex:4,vgg:20 "
                    "(LPIPS on every N-th frame; PSNR and SSIM use every frame)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
+    p.add_argument("--settings", help="facecodec settings to sweep, ';'-separated labels (default: the "
+                   "standard sweep, which includes the default and the pre-issue-21 stream), e.g. "
+                   "'q24, avif50;q24, kf90, legacy'")
     p.add_argument("--no-expression", dest="expression", action="store_false",
                    help="leave the expression channel out of facecodec's streams (on by default, as in a call)")
     p.add_argument("--anchors-from", type=Path, help="rd.json of an earlier run on the same clips, frames and "
@@ -49,7 +52,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
     from ..codec.pipeline import TorchNetworks
     from ..weights import build_model, weights_path
-    from .neural import DEFAULT_SWEEP
+    from .neural import DEFAULT_SETTING, DEFAULT_SWEEP, NeuralSetting
     from .quality import LpipsPlan
     from .report import RdRun, write_report
     from .sweep import Sweep, find_videos, load_clip, validation_videos
@@ -69,7 +72,12 @@ def cmd_rd(args: argparse.Namespace) -> int:
     plan = LpipsPlan.parse(args.lpips)
     from ..expression import expression_sender
 
-    sweep = Sweep(TorchNetworks(model), args.preset, model.cfg.num_kp, args.codecs, DEFAULT_SWEEP, lpips=plan,
+    settings = DEFAULT_SWEEP
+    if args.settings:
+        settings = tuple(NeuralSetting.from_label(label.strip()) for label in args.settings.split(";"))
+        if DEFAULT_SETTING not in settings:
+            raise ValueError(f"--settings must include the default setting {DEFAULT_SETTING.label!r}")
+    sweep = Sweep(TorchNetworks(model), args.preset, model.cfg.num_kp, args.codecs, settings, lpips=plan,
                   expression=expression_sender(args.expression))
     cached = _cached_anchor_points(args.anchors_from, plan) if args.anchors_from else {}
     points, quantisation, clips = [], {}, []

@@ -3,11 +3,12 @@ streams with the expression channel, the source's face (`facecodec.expression.So
 
 KEYFRAME body = [face section, streams with the expression channel only] + codec (1 byte: 1 WebP, 2 JPEG,
 3 AVIF) + the coded image. The codec byte is the field that names the image codec: a decoder reads every
-value, whatever the stream's version. Compact streams (version 3) default to AVIF at `DEFAULT_QUALITIES`'s
-quality, chosen by rate–distortion (docs/benchmarks.md: where the decoded call's LPIPS stops improving);
-legacy streams (versions 1, 2) keep WebP at 90, so older decoders still read them; JPEG is the fallback
-where Pillow lacks both. The decoder checks the coded image's size against the stream header before
-decoding any pixel.
+value, whatever the stream's version. The default stays WebP at quality 90, chosen by rate–distortion on the
+decoded call (issue 21, docs/benchmarks.md "Keyframe and motion settings against the picture"): the decoded
+call's LPIPS keeps improving up to AVIF 80 / WebP 90, and there AVIF (6.8 kB) is no smaller than WebP (6.7 kB);
+below it every kB saved costs LPIPS-vgg. AVIF is there for senders that ask (`Encoder(keyframe_codec=...)`),
+at its own default quality 80 (where its LPIPS stops improving); JPEG is the fallback where Pillow lacks WebP.
+The decoder checks the coded image's size against the stream header before decoding any pixel.
 
 Face section (big-endian): has_face (1 byte, 0 or 1), then when 1: the N = len(SOURCE_POINTS)
 landmark points (x, y) as int16 in 1/16 pixel (4N bytes), the (2, 3) canonical-to-image map as
@@ -42,14 +43,13 @@ class ImageCodec(enum.IntEnum):
 
 _PIL_FORMAT = {ImageCodec.WEBP: "WEBP", ImageCodec.JPEG: "JPEG", ImageCodec.AVIF: "AVIF"}
 # Each codec's default quality (Pillow's 1…100 scale of that codec): WebP's and JPEG's as before issue 21;
-# AVIF's where the decoded call's LPIPS stops improving (docs/benchmarks.md, "Keyframe codec and quality").
-DEFAULT_QUALITIES = {ImageCodec.WEBP: DEFAULT_QUALITY, ImageCodec.JPEG: DEFAULT_QUALITY, ImageCodec.AVIF: 50}
+# AVIF's where the decoded call's LPIPS stops improving (60 → 70 → 80 improves, docs/benchmarks.md).
+DEFAULT_QUALITIES = {ImageCodec.WEBP: DEFAULT_QUALITY, ImageCodec.JPEG: DEFAULT_QUALITY, ImageCodec.AVIF: 80}
 
 
 def default_codec(compact: bool = False) -> ImageCodec:
-    """AVIF for compact streams (version 3) when this Pillow writes it; else WebP when it can, else JPEG."""
-    if compact and features.check("avif"):
-        return ImageCodec.AVIF
+    """The keyframe codec a stream uses unless told: WebP when this Pillow writes it, else JPEG, in legacy and
+    compact streams alike (AVIF measured no smaller at equal LPIPS; module docstring)."""
     return ImageCodec.WEBP if features.check("webp") else ImageCodec.JPEG
 
 
@@ -63,9 +63,9 @@ def check_quality(quality: int) -> int:
 def add_keyframe_quality_argument(parser) -> None:
     """`--keyframe-quality Q` on a command that encodes."""
     parser.add_argument("--keyframe-quality", type=_quality_argument, default=None, metavar="Q",
-                        help="quality 1…100 of the source picture on its codec's scale, sent once (default: AVIF "
-                        f"{DEFAULT_QUALITIES[ImageCodec.AVIF]} in compact streams, chosen by rate–distortion; WebP "
-                        f"{DEFAULT_QUALITY} in legacy ones; docs/benchmarks.md)")
+                        help="quality 1…100 of the source picture on its codec's scale (WebP), sent once (default "
+                        f"{DEFAULT_QUALITY}, chosen by rate–distortion on the decoded call; 100 costs about twice the "
+                        "bytes and keeps identity a little closer, docs/benchmarks.md)")
 
 
 def _quality_argument(text: str) -> int:

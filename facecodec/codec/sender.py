@@ -53,8 +53,8 @@ class Sender:
     frames too become keyframes when the head has gone far from the current source. `search`
     (`MotionSearch`, e.g. `facecodec.codec.refine.motion_search`): a sender-side motion search; it
     gets the keyframe exactly as the receiver will decode it. `keyframe_quality`: the source
-    picture's quality, 1…100 on its codec's scale (None: the default, AVIF 50 in compact streams, WebP 90 in
-    legacy ones; a one-off cost: WebP 90 ≈ 6–8 kB at 256²).
+    picture's quality, 1…100 on its codec's scale (None: the codec's default, WebP 90; a one-off cost: ≈ 6–8 kB
+    at 256²).
     `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled. `expression`: the
     expression channel's sender (the header must name its basis, `stream_header(expression=...)`):
     each keyframe carries the picture's face, each frame its code. `key`: the call's packet key

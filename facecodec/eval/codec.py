@@ -2,7 +2,7 @@
 and motion transfer, all through the codec's in-process sender and receiver (`facecodec.codec`).
 
 Self-reenactment is what a call does: the sender (`codec.Sender`) estimates every frame's motion and
-codes the source keyframe (AVIF in compact streams) and the motion packets, the `Decoder` parses them, and the receiver
+codes the source keyframe (WebP) and the motion packets, the `Decoder` parses them, and the receiver
 (`codec.receive`) renders each frame from the DECODED keyframe and the DECODED (quantised) motion. The
 stream rate is therefore the real rate of the packets.
 """

@@ -73,8 +73,8 @@ def _keyframe_label(quality: int | None) -> str:
     from ..bitstream.keyframe import DEFAULT_QUALITIES, ImageCodec
 
     if quality is None:
-        return f"AVIF at its default quality {DEFAULT_QUALITIES[ImageCodec.AVIF]}"
-    return f"AVIF quality {quality}"
+        return f"WebP at its default quality {DEFAULT_QUALITIES[ImageCodec.WEBP]}"
+    return f"WebP quality {quality}"
 
 
 def _finite_or_none(value: float) -> float | None:

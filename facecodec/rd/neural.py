@@ -29,7 +29,6 @@ from ..media import to_frames
 from .quality import LpipsPlan, QualityMeter
 
 
-_AVIF_DEFAULT = DEFAULT_QUALITIES[ImageCodec.AVIF]
 _KEYFRAME_TAGS = {"webp": "kf", "jpeg": "jpeg", "avif": "avif"}  # label prefixes ("kf": WebP, as before issue 21)
 
 
@@ -39,9 +38,9 @@ class NeuralSetting:
     quality, and the packet layout (`legacy`: versions 1/2, the stream before issue 21)."""
 
     qscale: int = QSCALE_UNITY
-    keyframe_quality: int = _AVIF_DEFAULT
+    keyframe_quality: int = DEFAULT_QUALITY
     target_kbps: float | None = None  # motion-rate target for the rate controller; overrides qscale
-    keyframe_codec: str = "avif"  # webp, jpeg or avif
+    keyframe_codec: str = "webp"  # webp, jpeg or avif
     legacy: bool = False
 
     @property
@@ -68,10 +67,10 @@ DEFAULT_SETTING = NeuralSetting()
 # The stream as it was before issue 21 (legacy packets, WebP 90 keyframe), measured in the same run
 LEGACY_SETTING = NeuralSetting(QSCALE_UNITY, DEFAULT_QUALITY, keyframe_codec="webp", legacy=True)
 # Keyframe quality dominates a short clip's rate, qscale the long-call (motion) rate: sweep both
-# around the default (qscale 24 = the base steps, AVIF at its default quality).
+# around the default (qscale 24 = the base steps, WebP 90), with AVIF at its default quality beside it.
 DEFAULT_SWEEP = (
-    NeuralSetting(16), DEFAULT_SETTING, NeuralSetting(32), NeuralSetting(47),
-    NeuralSetting(24, 75), NeuralSetting(24, 35), LEGACY_SETTING,
+    NeuralSetting(16), DEFAULT_SETTING, NeuralSetting(32), NeuralSetting(47), NeuralSetting(24, 75),
+    NeuralSetting(24, DEFAULT_QUALITIES[ImageCodec.AVIF], keyframe_codec="avif"), LEGACY_SETTING,
 )
 
 

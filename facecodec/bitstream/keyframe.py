@@ -62,7 +62,7 @@ def check_quality(quality: int) -> int:
 
 def add_keyframe_quality_argument(parser) -> None:
     """`--keyframe-quality Q` on a command that encodes."""
-    parser.add_argument("--keyframe-quality", type=_quality_argument, default=None, metavar="Q",
+    parser.add_argument("--keyframe-quality", type=_quality_argument, default=DEFAULT_QUALITY, metavar="Q",
                         help="quality 1…100 of the source picture on its codec's scale (WebP), sent once (default "
                         f"{DEFAULT_QUALITY}, chosen by rate–distortion on the decoded call; 100 costs about twice the "
                         "bytes and keeps identity a little closer, docs/benchmarks.md)")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..bitstream import (Encoder, ImageCodec, RefreshPolicy, StreamHeader, StreamStats, decode_keyframe,
                          write_stream)
+from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..expression import ExpressionSender, SourceFace
 from ..bitstream.quant import QSCALE_UNITY
 from ..media import probe_fps, read_video
@@ -53,8 +54,8 @@ class Sender:
     frames too become keyframes when the head has gone far from the current source. `search`
     (`MotionSearch`, e.g. `facecodec.codec.refine.motion_search`): a sender-side motion search; it
     gets the keyframe exactly as the receiver will decode it. `keyframe_quality`: the source
-    picture's quality, 1…100 on its codec's scale (None: the codec's default, WebP 90; a one-off cost: ≈ 6–8 kB
-    at 256²).
+    picture's quality, 1…100 on its codec's scale (WebP by default; a one-off cost: 90 ≈ 6–8 kB at 256², 100
+    about twice that).
     `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled. `expression`: the
     expression channel's sender (the header must name its basis, `stream_header(expression=...)`):
     each keyframe carries the picture's face, each frame its code. `key`: the call's packet key
@@ -65,7 +66,7 @@ class Sender:
     def __init__(
         self, networks: Networks | None, header: StreamHeader, *, target_kbps: float | None = None,
         qscale: int = QSCALE_UNITY, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
-        keyframe_quality: int | None = None, batch: int = 8, expression: ExpressionSender | None = None,
+        keyframe_quality: int = DEFAULT_QUALITY, batch: int = 8, expression: ExpressionSender | None = None,
         key: bytes | None = None, keyframe_codec: ImageCodec | None = None,
     ) -> None:
         if search is not None and refresh is not None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bitstream import Framing, PacketType, RefreshPolicy, decode_stream, scan_packets, stream_bytes
+from ..bitstream import PacketType, RefreshPolicy, decode_stream, scan_packets, stream_bytes
+from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..codec.pipeline import MotionBatch, Networks, Receiver, ViewEdit, encode_frames, images_to_batch
 from ..codec.receiver import receive
 from ..codec.sender import MotionSearch, Sender, stream_header
@@ -47,12 +48,11 @@ def render(receiver: Receiver, motion: MotionBatch, *, view: ViewEdit | None = N
 
 def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp: int, fps: float = 25.0,
                  batch: int = 8, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
-                 keyframe_quality: int | None = None, expression: ExpressionSender | None = None) -> CodecRun:
+                 keyframe_quality: int = DEFAULT_QUALITY, expression: ExpressionSender | None = None) -> CodecRun:
     """Send `frames` (T, H, W, 3) uint8 through the sender of `facecodec encode` (`codec.Sender`)
     → bitstream → the receiver of `facecodec decode` (`codec.receive`); source = frame 0, and with
     `refresh` later frames too, whenever the policy sends one as a new keyframe. `search`: the sender's
-    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's quality (None:
-    its codec's default);
+    motion search (`facecodec.codec.refine.motion_search`); `keyframe_quality`: the keyframe's WebP quality;
     `expression`: the expression channel's sender (None: a stream without it)."""
     t, h, w, _ = frames.shape
     if h != w:
@@ -70,7 +70,7 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
         keyframe=sources[0],
         kbps=stream.stats.kbps(),
         motion_kbps=stream.stats.kbps(keyframes=False),
-        keyframe_bytes=next(p.framed_size for p in scan_packets(data[len(header.to_bytes()):], Framing(header.compact))
+        keyframe_bytes=next(p.framed_size for p in scan_packets(data[len(header.to_bytes()):], header.framing)
                             if p.type == PacketType.KEYFRAME),
         keyframes=len(sources),
         stream=data,

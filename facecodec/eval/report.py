@@ -68,15 +68,6 @@ def mean_over_clips(results: list[ClipResult], output: str) -> dict[str, float]:
     return {key: nanmean(np.array([m[key] for m in per_clip])) for key in per_clip[0]}
 
 
-def _keyframe_label(quality: int | None) -> str:
-    """How the source picture was coded: the stream's default codec and quality, or the quality given."""
-    from ..bitstream.keyframe import DEFAULT_QUALITIES, ImageCodec
-
-    if quality is None:
-        return f"WebP at its default quality {DEFAULT_QUALITIES[ImageCodec.WEBP]}"
-    return f"WebP quality {quality}"
-
-
 def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -212,7 +203,7 @@ def write_report(path: Path, results: list[ClipResult], info: dict, names: list[
         "",
         f"- model: preset `{info['preset']}`, weights: {info['weights']}",
         f"- clips: {len(results)} ({info['clips_from']}), at most {info['max_frames'] or 'all'} frames each, 256²",
-        f"- source: each clip's first frame, sent as a keyframe ({_keyframe_label(info.get('keyframe_quality'))}); "
+        f"- source: each clip's first frame, sent as a WebP keyframe (quality {info['keyframe_quality']}); "
         "every frame then decoded from the motion "
         "packets by the in-process pipeline (eager PyTorch). kbit/s is the real stream: keyframe + packets "
         "over the clip's duration (short clips make the one-off keyframe dominate); motion kbit/s: packets alone.",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bitstream import RefreshPolicy
+from ..bitstream.keyframe import DEFAULT_QUALITY
 from ..media import probe_fps, read_still, read_video, write_video
 from ..codec.pipeline import Networks
 from ..codec.refine import RefineConfig, motion_search
@@ -49,7 +50,7 @@ def validation_clips(manifest: Path) -> list[Path]:
 
 def evaluate_clip(model: ModelInfo, path: Path, evaluator: Evaluator, *, max_frames: int | None,
                   video_dir: Path | None, stream_dir: Path | None = None, refresh: RefreshPolicy | None = None,
-                  refine: RefineConfig | None = None, keyframe_quality: int | None = None,
+                  refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY,
                   expression: ExpressionSender | None = None) -> ClipResult:
     """One clip: codec and baseline against the original; writes the side-by-side video and the
     bitstream (`<stem>.fcdc`, replayable with `facecodec decode`) into the folders given."""
@@ -183,15 +184,14 @@ def run_eval(model: ModelInfo, clips: list[Path], out: Path, *, clips_from: str,
              lpips_nets: tuple[str, ...] = ("alex", "vgg"), identity: bool = True, videos: bool = True,
              freeview_image: Path | None = None, transfer: tuple[Path, Path] | None = None,
              evaluator: Evaluator | None = None, refresh: RefreshPolicy | None = None,
-             refine: RefineConfig | None = None, keyframe_quality: int | None = None,
+             refine: RefineConfig | None = None, keyframe_quality: int = DEFAULT_QUALITY,
              expression: bool = True) -> dict:
     """Evaluate `clips` and write the report folder `out`; returns the metrics.json document.
 
     `evaluator`: reuse loaded metric models (the caller then owns and closes them; `lpips_nets` and
     `identity` are ignored). `refresh`: the sender may refresh the source keyframe (`RefreshPolicy`);
     the baseline still repeats the first frame. `refine`: the sender's motion search (`facecodec.codec.refine`).
-    `keyframe_quality`: quality of the source picture (its codec's scale; None: the default), for the codec
-    and the baseline alike.
+    `keyframe_quality`: WebP quality of the source picture, for the codec and the baseline alike.
     `expression`: send the expression channel (`facecodec.expression`; the sender's landmarks share
     the evaluator's MediaPipe).
     """

@@ -5,11 +5,12 @@ inject, alter or replay the call's packets: the tag covers the packet's type, fl
 body and the frame number it claims, unwrapped to 64 bits, so a packet replayed after the 16-bit
 sequence number has wrapped (43 min at 25 fps) no longer verifies. A stream says in its header
 (`StreamHeader.authenticated`) that its packets carry tags; the decoder drops (and counts,
-`DropReason.FORGED`) any packet whose tag does not verify. The CRC still frames packets: it finds
-damage, the tag finds forgery.
+`DropReason.FORGED`) any packet whose tag does not verify. In legacy streams (versions 1 and 2) the CRC still frames
+packets: it finds damage, the tag finds forgery. In compact streams (version 3) the tag replaces the CRC.
 
-Tag: the first 8 bytes of HMAC-SHA256(key, seq (8 bytes, big-endian) ‖ type_flags ‖ timestamp_ms (4) ‖ body),
-appended to the body.
+Legacy tag: the first 8 bytes of HMAC-SHA256(key, seq (8 bytes, big-endian) ‖ type_flags ‖ timestamp_ms (4) ‖
+body), appended to the body. Compact tag: the first 8 bytes of HMAC-SHA256(key, seq (8 bytes, big-endian) ‖ the
+packet's bytes from its length field to the end of its body), in place of the CRC.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import hmac
 import secrets
 import struct
 
-from .packet import Packet
+from .packet import TAG_BYTES, Packet
 
-TAG_BYTES = 8
 KEY_BYTES = 32
 _COVERED = struct.Struct(">QBI")  # unwrapped seq, type_flags, timestamp_ms
+_SEQ = struct.Struct(">Q")
 
 
 def new_key() -> bytes:
@@ -40,6 +41,11 @@ def check_key(key: bytes) -> bytes:
 def _tag(key: bytes, packet: Packet, seq: int, body: bytes) -> bytes:
     covered = _COVERED.pack(seq % (1 << 64), int(packet.type) | int(packet.flags), packet.timestamp_ms) + body
     return hmac.new(key, covered, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def compact_tag(key: bytes, seq: int, covered: bytes) -> bytes:
+    """The tag of a compact packet of frame `seq` (unwrapped) whose bytes before the tag are `covered`."""
+    return hmac.new(key, _SEQ.pack(seq % (1 << 64)) + bytes(covered), hashlib.sha256).digest()[:TAG_BYTES]
 
 
 def seal(packet: Packet, key: bytes, seq: int) -> Packet:

@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hmac
 import logging
 import math
 
 import numpy as np
 
-from .auth import check_key, unseal
+from .auth import check_key, compact_tag, unseal
 from .errors import BitstreamError, DropReason, FramingError, InvalidFieldError
 from .framecoder import FrameCoder
 from .header import StreamHeader
 from ..expression import SourceFace
 from .keyframe import decode_face, decode_keyframe
 from .motion import Motion, vector_length
-from .packet import SEQ_MODULUS, TIMESTAMP_MODULUS, Flags, Packet, PacketType, scan_packets
+from .packet import (SEQ_MODULUS, TIMESTAMP_MODULUS, Flags, ForgedError, Framing, Packet, PacketType,
+                     implied_timestamp, scan_packets)
 from .quant import QSCALE_MAX
 from .stats import StreamStats
 
@@ -59,10 +61,10 @@ class DecodedFrame:
     skipped: int = 0  # frame numbers skipped just before this one (an intra packet re-joined the stream)
 
 
-def unwrap_seq(wire: int, reference: int) -> int:
-    """The frame number ≡ `wire` (mod 65536) nearest to `reference`."""
-    delta = (wire - reference) % SEQ_MODULUS
-    return reference + (delta - SEQ_MODULUS if delta >= SEQ_MODULUS // 2 else delta)
+def unwrap_seq(wire: int, reference: int, modulus: int = SEQ_MODULUS) -> int:
+    """The frame number ≡ `wire` (mod `modulus`: 65536 in legacy packets) nearest to `reference`."""
+    delta = (wire - reference) % modulus
+    return reference + (delta - modulus if delta >= modulus // 2 else delta)
 
 
 def conceal(previous: np.ndarray | None, last: np.ndarray | None, num_kp: int,
@@ -95,7 +97,8 @@ class Decoder:
         self.damping = damping
         self.drops: collections.Counter[DropReason] = collections.Counter()
         self.stats = StreamStats(float(header.fps))
-        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face)
+        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face, trimmed=header.compact)
+        self._qscale: int | None = None  # compact: the qscale of the last decoded MOTION packet
         self._state = self._coder.initial_state()
         self._synced = False
         self._next = first_seq  # frame number of the next frame to emit
@@ -107,17 +110,31 @@ class Decoder:
         self._history: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # last two outputs
         self._skipped = 0  # frame numbers jumped over by a re-join, reported on the next frame
         self._last_timestamp: tuple[int, int] | None = None  # (frame number, timestamp_ms)
+        self._anchor: tuple[int, int] | None = None  # compact: (frame number, timestamp_ms) of the newest anchor
+        verify = self._verify if header.compact and self._key is not None else None
+        self._framing = Framing(header.compact, verify)
+
+    def _reference(self, packet: Packet) -> int:
+        """The frame number a packet's wire seq is unwrapped against (its own seq before the first packet)."""
+        return packet.seq if self._next is None else self._next
+
+    def _verify(self, packet: Packet, covered: bytes, tag: bytes) -> bool:
+        """A compact packet's tag, checked for the frame number its wire seq unwraps to."""
+        seq = unwrap_seq(packet.seq, self._reference(packet), packet.seq_modulus)
+        return hmac.compare_digest(tag, compact_tag(self._key, seq, covered))
 
     def push(self, data: bytes) -> list[DecodedFrame]:
         """Accept bytes holding one or more WHOLE packets (a datagram, an `Encoder.encode`
         output, a file body); damaged bytes are skipped. Returns the frames now due, in order."""
         frames = []
-        for item in scan_packets(data):
+        for item in scan_packets(data, self._framing):
             if isinstance(item, BitstreamError):
-                self._drop(DropReason.BAD_FRAMING if isinstance(item, FramingError) else DropReason.INVALID, str(item))
+                reason = DropReason.BAD_FRAMING if isinstance(item, FramingError) else \
+                    DropReason.FORGED if isinstance(item, ForgedError) else DropReason.INVALID
+                self._drop(reason, str(item))
                 continue
-            if self._key is not None:
-                seq = unwrap_seq(item.seq, item.seq if self._next is None else self._next)
+            if self._key is not None and not self.header.compact:
+                seq = unwrap_seq(item.seq, self._reference(item))
                 opened = unseal(item, self._key, seq)
                 if opened is None:
                     self._drop(DropReason.FORGED, f"{item.type.name} seq {item.seq}: its tag does not verify")
@@ -141,8 +158,13 @@ class Decoder:
 
     def _accept(self, packet: Packet) -> None:
         if self._next is None:
+            if packet.timestamp_ms is None:  # a compact stream is joined at an anchor (an intra packet)
+                self._drop(DropReason.UNSYNCED, f"{packet.type.name} seq {packet.seq}: joining waits for an anchor")
+                return
             self._next = packet.seq
-        seq = unwrap_seq(packet.seq, self._next)
+        seq = unwrap_seq(packet.seq, self._next, packet.seq_modulus)
+        if self.header.compact:
+            packet = self._timed(packet, seq)
         if seq > self._next + self.max_gap:
             if packet.type == PacketType.KEYFRAME or Flags.INTRA in packet.flags:  # each decodes on its own
                 self._rejoin(seq)
@@ -158,6 +180,15 @@ class Decoder:
             self._drop(DropReason.DUPLICATE, f"MOTION seq {packet.seq}: frame {seq} already buffered")
         else:
             self._buffer[seq] = packet
+
+    def _timed(self, packet: Packet, seq: int) -> Packet:
+        """A compact packet with its timestamp: the anchor's own, or implied by the newest anchor."""
+        if packet.timestamp_ms is not None:
+            if self._anchor is None or seq >= self._anchor[0]:
+                self._anchor = (seq, packet.timestamp_ms)
+            return packet
+        timestamp = implied_timestamp(self._anchor or (0, 0), seq, self.header.fps_num, self.header.fps_den)
+        return dataclasses.replace(packet, timestamp_ms=timestamp)
 
     def _accept_keyframe(self, seq: int, packet: Packet) -> None:
         if self._keyframe_seq is not None and seq <= self._keyframe_seq:
@@ -211,18 +242,20 @@ class Decoder:
     def _decode(self, packet: Packet) -> np.ndarray | None:
         """Reconstruction of a MOTION packet, or None (after recording why) if undecodable."""
         intra = Flags.INTRA in packet.flags
-        if not packet.body or packet.body[0] > QSCALE_MAX:
+        carried = not self.header.compact or Flags.QSCALE in packet.flags  # legacy packets always carry it
+        if carried and (not packet.body or packet.body[0] > QSCALE_MAX) or intra and not carried:
             self._drop(DropReason.INVALID, f"MOTION seq {packet.seq}: missing or out-of-range qscale")
             return None
         if not (intra or self._synced):
             self._drop(DropReason.UNSYNCED, f"MOTION seq {packet.seq}: predicted frame after a loss")
             return None
+        qscale, payload = (packet.body[0], packet.body[1:]) if carried else (self._qscale, packet.body)
         try:
-            self._state = self._coder.decode(self._state, packet.body[1:], packet.body[0], intra)
+            self._state = self._coder.decode(self._state, payload, qscale, intra)
         except BitstreamError as exc:
             self._drop(DropReason.INVALID, f"MOTION seq {packet.seq}: {exc}")
             return None
-        self._synced = True
+        self._synced, self._qscale = True, qscale
         return self._state.reconstruction
 
     def _timestamp(self, seq: int, packet: Packet | None) -> int:

@@ -10,10 +10,10 @@ import numpy as np
 from .framecoder import FrameCoder
 from .header import StreamHeader
 from ..expression import SourceFace
-from .auth import check_key, seal
-from .keyframe import DEFAULT_QUALITY, ImageCodec, check_quality, encode_face, encode_keyframe
+from .auth import check_key, compact_tag, seal
+from .keyframe import ImageCodec, check_quality, default_codec, encode_face, encode_keyframe
 from .motion import Motion
-from .packet import Flags, Packet, PacketType
+from .packet import Flags, Packet, PacketType, implied_timestamp, off_grid
 from .quant import QSCALE_UNITY, qscale_factor
 from .ratecontrol import RateController
 from .refresh import RefreshPolicy
@@ -29,22 +29,28 @@ class Encoder:
     With `refresh`, frames passed to `encode` with their image get a new keyframe whenever the
     policy finds the head too far from the current source (`RefreshPolicy`); `face_of` then gives
     that picture's face in streams with the expression channel. `key`: the call's packet key in an
-    authenticated stream (`bitstream.auth`).
+    authenticated stream (`bitstream.auth`). `dead_zone`: predicted residuals within (0.5 + dead_zone) steps
+    code as 0 (`FrameCoder.encode`; the decoder needs nothing).
     """
 
     def __init__(self, header: StreamHeader, *, target_kbps: float | None = None, qscale: int = QSCALE_UNITY,
-                 keyframe_quality: int = DEFAULT_QUALITY, keyframe_codec: ImageCodec | None = None,
+                 keyframe_quality: int | None = None, keyframe_codec: ImageCodec | None = None,
                  refresh: RefreshPolicy | None = None,
                  face_of: Callable[[np.ndarray], SourceFace | None] | None = None,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, dead_zone: float = 0.0) -> None:
         qscale_factor(qscale)  # validates the index
+        if not 0.0 <= dead_zone < 0.5:
+            raise ValueError(f"dead zone must be in [0, 0.5) steps, got {dead_zone}")
+        self.dead_zone = dead_zone
         self.header = header
         self.stats = StreamStats(float(header.fps))
         self.rate = RateController(target_kbps, float(header.fps), initial=qscale) if target_kbps else None
         self._qscale = qscale
         # checked here, not at the first keyframe: a bad setting fails before the call starts
-        self._keyframe_options = {"quality": check_quality(keyframe_quality), "codec": keyframe_codec}
-        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face)
+        self._keyframe_options = {"quality": None if keyframe_quality is None else check_quality(keyframe_quality),
+                                  "codec": keyframe_codec or default_codec(header.compact)}
+        self._coder = FrameCoder(header.num_kp, header.steps, header.num_face, trimmed=header.compact)
+        self._chain_qscale: int | None = None  # compact: the qscale the decoder's chain last received
         self._state = self._coder.initial_state()
         self._frame = 0
         self._frames_since_intra = 0
@@ -57,6 +63,7 @@ class Encoder:
                              "(StreamHeader(authenticated=True))")
         self._key = None if key is None else check_key(key)
         self._source: tuple[Motion, int] | None = None  # motion and timestamp of the last keyframe's frame
+        self._anchor: tuple[int, int] | None = None  # compact packets: (frame, timestamp_ms) of the last anchor
 
     def request_keyframe(self, image: np.ndarray, face: SourceFace | None = None) -> bytes:
         """Send `image` ((H, W, 3) uint8 RGB, header size) as source from the next frame on, with its
@@ -122,16 +129,43 @@ class Encoder:
     def _motion_packet(self, vector: np.ndarray, timestamp_ms: int) -> bytes:
         intra = self._force_intra or self._frames_since_intra >= self.header.intra_interval
         qscale = self.rate.qscale if self.rate else self._qscale
-        payload, self._state = self._coder.encode(self._state, vector, qscale, intra)
+        payload, self._state = self._coder.encode(self._state, vector, qscale, intra, self.dead_zone)
         self._force_intra, self._frames_since_intra = False, 1 if intra else self._frames_since_intra + 1
         flags = Flags.INTRA if intra else Flags.NONE
-        data = self._emit(Packet(PacketType.MOTION, self._frame, timestamp_ms, flags, bytes([qscale]) + payload))
+        if self.header.compact and not intra and qscale == self._chain_qscale:
+            body = payload  # the decoder's chain holds this qscale already
+        else:
+            body, flags = bytes([qscale]) + payload, flags | (Flags.QSCALE if self.header.compact else Flags.NONE)
+        self._chain_qscale = qscale
+        data = self._emit(Packet(PacketType.MOTION, self._frame, timestamp_ms, flags, body))
         if self.rate:
             self.rate.update(8 * len(data))
         return data
 
     def _emit(self, packet: Packet) -> bytes:
+        if self.header.compact:
+            data = self._compact(packet)
+        else:
+            if self._key is not None:
+                packet = seal(packet, self._key, self._frame)
+            data = packet.to_bytes()
+        self.stats.add(dataclasses.replace(packet, wire_size=len(data)))
+        return data
+
+    def _compact(self, packet: Packet) -> bytes:
+        """Version-3 bytes: an ANCHOR (whole frame number, explicit timestamp) on keyframes, intra packets
+        and whenever the timestamp is off the grid implied by the last anchor; else an 8-bit seq only."""
+        fps = (self.header.fps_num, self.header.fps_den)
+        anchor = packet.type == PacketType.KEYFRAME or Flags.INTRA in packet.flags or self._anchor is None \
+            or off_grid(packet.timestamp_ms, implied_timestamp(self._anchor, self._frame, *fps), *fps)
+        if anchor:
+            self._anchor = (self._frame, packet.timestamp_ms)
+        else:
+            packet = dataclasses.replace(packet, timestamp_ms=None)
+        sign = None
         if self._key is not None:
-            packet = seal(packet, self._key, self._frame)
-        self.stats.add(packet)
-        return packet.to_bytes()
+            key, frame = self._key, self._frame
+
+            def sign(covered: bytes) -> bytes:
+                return compact_tag(key, frame, covered)
+        return packet.to_compact_bytes(sign)

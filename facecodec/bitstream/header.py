@@ -11,13 +11,15 @@ import zlib
 from fractions import Fraction
 
 from .errors import BadMagicError, ChecksumError, InvalidFieldError, TruncatedError, UnsupportedVersionError
+from .packet import Framing
 from .quant import DEFAULT_STEPS, PerField, check_steps
 
 MAGIC = b"FCDC"
-VERSION = 2  # newest written; 1 (neither expression channel nor tags) is still written and read
+VERSION = 3  # newest written: compact packets; 1 and 2 (legacy packets) are still written (`compact=False`) and read
+VERSIONS = (1, 2, 3)
 _PREFIX = struct.Struct(">4sBH")  # magic, version, body_length
 _FIXED = struct.Struct(">BHHHHHddd")  # num_kp ... step_exp
-_FEATURES = struct.Struct(">B")  # version 2: bit 0 the expression channel, bit 1 authenticated packets
+_FEATURES = struct.Struct(">B")  # versions 2, 3: bit 0 the expression channel, bit 1 authenticated packets
 _FACE = struct.Struct(">IBd")  # version 2 with the expression channel: face_basis, num_face, step_face
 EXPRESSION, AUTHENTICATED = 0x01, 0x02
 _CRC = struct.Struct(">I")
@@ -40,6 +42,7 @@ class StreamHeader:
     face_basis: int = 0  # `ExpressionBasis.id` the `face` coefficients refer to (0: no expression channel)
     num_face: int = 0  # P, expression-channel coefficients per frame
     authenticated: bool = False  # every packet carries a tag (`bitstream.auth`)
+    compact: bool = True  # compact packets (version 3); False: the legacy packets of versions 1 and 2
 
     def __post_init__(self) -> None:
         _check_header(self)
@@ -56,8 +59,17 @@ class StreamHeader:
 
     @property
     def version(self) -> int:
-        """The layout `to_bytes` writes: 2 with the expression channel or tags, else 1 (older readers read it)."""
+        """The layout `to_bytes` writes: 3 with compact packets; legacy packets: 2 with the expression channel
+        or tags, else 1 (older readers read these)."""
+        if self.compact:
+            return 3
         return 2 if self.num_face or self.authenticated else 1
+
+    @property
+    def framing(self) -> Framing:
+        """How this stream's packets are framed (without a key: an authenticated compact stream's
+        packets are read by a `Decoder` given the key)."""
+        return Framing(self.compact)
 
     def to_bytes(self) -> bytes:
         """Serialised header, CRC included."""
@@ -65,7 +77,7 @@ class StreamHeader:
         steps = (self.steps.angle, self.steps.t, self.steps.exp)
         body = bytes([len(preset)]) + preset + _FIXED.pack(
             self.num_kp, self.height, self.width, self.fps_num, self.fps_den, self.intra_interval, *steps)
-        if self.version == 2:
+        if self.version >= 2:
             features = (EXPRESSION if self.num_face else 0) | (AUTHENTICATED if self.authenticated else 0)
             body += _FEATURES.pack(features)
             if self.num_face:
@@ -79,8 +91,9 @@ class StreamHeader:
         magic, version, body_length = _PREFIX.unpack(_take(data, 0, _PREFIX.size, "header prefix"))
         if magic != MAGIC:
             raise BadMagicError(f"stream magic: expected {MAGIC!r}, got {magic!r}")
-        if version not in (1, 2):
-            raise UnsupportedVersionError(f"stream version {version} is not supported (this decoder reads 1 and 2)")
+        if version not in VERSIONS:
+            raise UnsupportedVersionError(f"stream version {version} is not supported (this decoder reads "
+                                          f"{', '.join(map(str, VERSIONS))})")
         end = _PREFIX.size + body_length
         (crc,) = _CRC.unpack(_take(data, end, _CRC.size, "header crc32"))
         body = _take(data, _PREFIX.size, body_length, "header body")
@@ -101,10 +114,10 @@ def _parse_body(body: bytes, version: int) -> StreamHeader:
     fields = _FIXED.unpack(_take(body, 1 + preset_length, _FIXED.size, "header fields"))
     num_kp, height, width, fps_num, fps_den, intra_interval, *steps = fields
     face_basis, num_face, features = 0, 0, 0
-    if version == 2:
+    if version >= 2:
         at = 1 + preset_length + _FIXED.size
         (features,) = _FEATURES.unpack(_take(body, at, _FEATURES.size, "header features"))
-        if features & ~(EXPRESSION | AUTHENTICATED) or not features:
+        if features & ~(EXPRESSION | AUTHENTICATED) or not (features or version == 3):
             raise InvalidFieldError(f"header features 0x{features:02x}: unknown bits, or none in a version-2 stream")
         if features & EXPRESSION:
             face_basis, num_face, step_face = _FACE.unpack(
@@ -115,7 +128,8 @@ def _parse_body(body: bytes, version: int) -> StreamHeader:
     if not preset.isascii():
         raise InvalidFieldError(f"header preset is not ASCII: {preset!r}")
     return StreamHeader(preset.decode("ascii"), num_kp, height, width, fps_num, fps_den,
-                        intra_interval, PerField(*steps), face_basis, num_face, bool(features & AUTHENTICATED))
+                        intra_interval, PerField(*steps), face_basis, num_face, bool(features & AUTHENTICATED),
+                        version == 3)
 
 
 def _check_header(header: StreamHeader) -> None:

@@ -1,9 +1,14 @@
 """Source keyframe body: the source image coded with a real image codec (Pillow), and in
 streams with the expression channel, the source's face (`facecodec.expression.SourceFace`).
 
-KEYFRAME body = [face section, version-2 streams only] + codec (1 byte: 1 WebP, 2 JPEG) + the
-coded image. WebP is the default; JPEG is used when Pillow was built without WebP. The
-decoder checks the coded image's size against the stream header before decoding any pixel.
+KEYFRAME body = [face section, streams with the expression channel only] + codec (1 byte: 1 WebP, 2 JPEG,
+3 AVIF) + the coded image. The codec byte is the field that names the image codec: a decoder reads every
+value, whatever the stream's version. The default stays WebP at quality 90, chosen by rate–distortion on the
+decoded call (issue 21, docs/benchmarks.md "Keyframe and motion settings against the picture"): the decoded
+call's LPIPS keeps improving up to AVIF 80 / WebP 90, and there AVIF (6.8 kB) is no smaller than WebP (6.7 kB);
+below it every kB saved costs LPIPS-vgg. AVIF is there for senders that ask (`Encoder(keyframe_codec=...)`),
+at its own default quality 80 (where its LPIPS stops improving); JPEG is the fallback where Pillow lacks WebP.
+The decoder checks the coded image's size against the stream header before decoding any pixel.
 
 Face section (big-endian): has_face (1 byte, 0 or 1), then when 1: the N = len(SOURCE_POINTS)
 landmark points (x, y) as int16 in 1/16 pixel (4N bytes), the (2, 3) canonical-to-image map as
@@ -33,13 +38,18 @@ MAX_CODE = 64.0  # |code| of any real face is below ≈ 2 (canonical units)
 class ImageCodec(enum.IntEnum):
     WEBP = 1
     JPEG = 2
+    AVIF = 3
 
 
-_PIL_FORMAT = {ImageCodec.WEBP: "WEBP", ImageCodec.JPEG: "JPEG"}
+_PIL_FORMAT = {ImageCodec.WEBP: "WEBP", ImageCodec.JPEG: "JPEG", ImageCodec.AVIF: "AVIF"}
+# Each codec's default quality (Pillow's 1…100 scale of that codec): WebP's and JPEG's as before issue 21;
+# AVIF's where the decoded call's LPIPS stops improving (60 → 70 → 80 improves, docs/benchmarks.md).
+DEFAULT_QUALITIES = {ImageCodec.WEBP: DEFAULT_QUALITY, ImageCodec.JPEG: DEFAULT_QUALITY, ImageCodec.AVIF: 80}
 
 
-def default_codec() -> ImageCodec:
-    """WebP when this Pillow supports it, else JPEG."""
+def default_codec(compact: bool = False) -> ImageCodec:
+    """The keyframe codec a stream uses unless told: WebP when this Pillow writes it, else JPEG, in legacy and
+    compact streams alike (AVIF measured no smaller at equal LPIPS; module docstring)."""
     return ImageCodec.WEBP if features.check("webp") else ImageCodec.JPEG
 
 
@@ -53,8 +63,9 @@ def check_quality(quality: int) -> int:
 def add_keyframe_quality_argument(parser) -> None:
     """`--keyframe-quality Q` on a command that encodes."""
     parser.add_argument("--keyframe-quality", type=_quality_argument, default=DEFAULT_QUALITY, metavar="Q",
-                        help=f"WebP quality 1…100 of the source picture, sent once (default {DEFAULT_QUALITY}; 100 "
-                        "costs about twice the bytes and keeps identity a little closer, docs/benchmarks.md)")
+                        help="quality 1…100 of the source picture on its codec's scale (WebP), sent once (default "
+                        f"{DEFAULT_QUALITY}, chosen by rate–distortion on the decoded call; 100 costs about twice the "
+                        "bytes and keeps identity a little closer, docs/benchmarks.md)")
 
 
 def _quality_argument(text: str) -> int:
@@ -66,13 +77,14 @@ def _quality_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(f"keyframe quality must be an integer in 1…100, got {text!r}") from None
 
 
-def encode_keyframe(image: np.ndarray, *, quality: int = DEFAULT_QUALITY, codec: ImageCodec | None = None) -> bytes:
-    """KEYFRAME body for an (H, W, 3) uint8 RGB image; `quality` 1…100 (Pillow's scale)."""
-    check_quality(quality)
+def encode_keyframe(image: np.ndarray, *, quality: int | None = None, codec: ImageCodec | None = None) -> bytes:
+    """KEYFRAME body for an (H, W, 3) uint8 RGB image; `quality` 1…100 on the codec's scale (Pillow's),
+    None: the codec's default (`DEFAULT_QUALITIES`); `codec` None: `default_codec()` (WebP)."""
+    codec = codec or default_codec()
+    quality = DEFAULT_QUALITIES[codec] if quality is None else check_quality(quality)
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"keyframe image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    codec = codec or default_codec()
     buffer = io.BytesIO()
     Image.fromarray(image, "RGB").save(buffer, format=_PIL_FORMAT[codec], quality=quality)
     return bytes([codec]) + buffer.getvalue()

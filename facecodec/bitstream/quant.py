@@ -67,11 +67,18 @@ def check_steps(steps: PerField) -> None:
             raise ValueError(f"quantiser step for {name} must be in ({smallest_step:.2g}, {limit:g}], got {step}")
 
 
-def quantise(x: np.ndarray, prediction: np.ndarray, step: np.ndarray, num_kp: int) -> np.ndarray:
-    """Levels (int64) of `x` clipped to LIMITS, relative to `prediction`; all (6 + 3K + P,), `step` > 0."""
+def quantise(x: np.ndarray, prediction: np.ndarray, step: np.ndarray, num_kp: int,
+             dead_zone: float = 0.0) -> np.ndarray:
+    """Levels (int64) of `x` clipped to LIMITS, relative to `prediction`; all (6 + 3K + P,), `step` > 0.
+    `dead_zone` dz ∈ [0, 0.5): |level| = ⌊|r| + ½ − dz⌋ (0: rounding to nearest; the encoder's choice)."""
+    if not 0.0 <= dead_zone < 0.5:
+        raise ValueError(f"dead zone must be in [0, 0.5) steps, got {dead_zone}")
     limit = LIMITS.expand(num_kp, x.size - vector_length(num_kp))
     clipped = np.clip(np.asarray(x, np.float64), -limit, limit)
-    return np.rint((clipped - prediction) / step).astype(np.int64)
+    ratio = (clipped - prediction) / step
+    if dead_zone == 0.0:
+        return np.rint(ratio).astype(np.int64)
+    return (np.sign(ratio) * np.maximum(np.floor(np.abs(ratio) + 0.5 - dead_zone), 0.0)).astype(np.int64)
 
 
 def dequantise(levels: np.ndarray, prediction: np.ndarray, step: np.ndarray) -> np.ndarray:

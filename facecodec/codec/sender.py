@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bitstream import Encoder, RefreshPolicy, StreamHeader, StreamStats, decode_keyframe, write_stream
-from ..expression import ExpressionSender, SourceFace
+from ..bitstream import (Encoder, ImageCodec, RefreshPolicy, StreamHeader, StreamStats, decode_keyframe,
+                         write_stream)
 from ..bitstream.keyframe import DEFAULT_QUALITY
+from ..expression import ExpressionSender, SourceFace
 from ..bitstream.quant import QSCALE_UNITY
 from ..media import probe_fps, read_video
 from .pipeline import MotionBatch, Networks, encode_frames, images_to_batch
@@ -53,18 +54,20 @@ class Sender:
     frames too become keyframes when the head has gone far from the current source. `search`
     (`MotionSearch`, e.g. `facecodec.codec.refine.motion_search`): a sender-side motion search; it
     gets the keyframe exactly as the receiver will decode it. `keyframe_quality`: the source
-    picture's WebP quality, 1…100 (a one-off cost: 90 ≈ 6–8 kB at 256², 100 about twice that).
+    picture's quality, 1…100 on its codec's scale (WebP by default; a one-off cost: 90 ≈ 6–8 kB at 256², 100
+    about twice that).
     `qscale` / `target_kbps`: the motion quantiser, fixed or rate-controlled. `expression`: the
     expression channel's sender (the header must name its basis, `stream_header(expression=...)`):
     each keyframe carries the picture's face, each frame its code. `key`: the call's packet key
-    (`bitstream.auth`; the header must say `authenticated`).
+    (`bitstream.auth`; the header must say `authenticated`). `keyframe_codec`: the picture's codec (None:
+    the stream's default, `keyframe.default_codec`).
     """
 
     def __init__(
         self, networks: Networks | None, header: StreamHeader, *, target_kbps: float | None = None,
         qscale: int = QSCALE_UNITY, refresh: RefreshPolicy | None = None, search: MotionSearch | None = None,
         keyframe_quality: int = DEFAULT_QUALITY, batch: int = 8, expression: ExpressionSender | None = None,
-        key: bytes | None = None,
+        key: bytes | None = None, keyframe_codec: ImageCodec | None = None,
     ) -> None:
         if search is not None and refresh is not None:
             raise ValueError("the motion search works against the first keyframe: it does not combine with refresh")
@@ -76,7 +79,8 @@ class Sender:
         self.expression = expression
         face_of = expression.source_face if expression is not None else None
         self.encoder = Encoder(header, target_kbps=target_kbps, qscale=qscale, refresh=refresh,
-                               keyframe_quality=keyframe_quality, face_of=face_of, key=key)
+                               keyframe_quality=keyframe_quality, keyframe_codec=keyframe_codec, face_of=face_of,
+                               key=key)
         self.frames_sent = 0
         self.keyframe: np.ndarray | None = None  # the first keyframe as the receiver decodes it (for `search`)
         self.source_face: SourceFace | None = None  # its face (expression channel)

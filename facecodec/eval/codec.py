@@ -70,7 +70,7 @@ def self_reenact(networks: Networks, frames: np.ndarray, *, preset: str, num_kp:
         keyframe=sources[0],
         kbps=stream.stats.kbps(),
         motion_kbps=stream.stats.kbps(keyframes=False),
-        keyframe_bytes=next(len(p.to_bytes()) for p in scan_packets(data[len(header.to_bytes()):])
+        keyframe_bytes=next(p.framed_size for p in scan_packets(data[len(header.to_bytes()):], header.framing)
                             if p.type == PacketType.KEYFRAME),
         keyframes=len(sources),
         stream=data,

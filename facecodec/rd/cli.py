@@ -37,6 +37,11 @@ def add_rd_parser(sub) -> None:
     p.add_argument("--lpips", default="alex:1", help="stLPIPS networks and frame strides, e.g. alex:4,vgg:20 "
                    "(LPIPS on every N-th frame; PSNR and SSIM use every frame)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
+    p.add_argument("--settings", help="facecodec settings to sweep, ';'-separated labels (default: the "
+                   "standard sweep, which includes the default and the pre-issue-21 stream), e.g. "
+                   "'q24, avif50;q24, kf90, legacy'")
+    p.add_argument("--no-expression", dest="expression", action="store_false",
+                   help="leave the expression channel out of facecodec's streams (on by default, as in a call)")
     p.add_argument("--anchors-from", type=Path, help="rd.json of an earlier run on the same clips, frames and "
                    "--lpips: reuse its anchor points (e.g. to re-measure facecodec with new weights)")
     p.set_defaults(func=cmd_rd)
@@ -47,7 +52,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
     from ..codec.pipeline import TorchNetworks
     from ..weights import build_model, weights_path
-    from .neural import DEFAULT_SWEEP
+    from .neural import DEFAULT_SETTING, DEFAULT_SWEEP, NeuralSetting
     from .quality import LpipsPlan
     from .report import RdRun, write_report
     from .sweep import Sweep, find_videos, load_clip, validation_videos
@@ -65,7 +70,15 @@ def cmd_rd(args: argparse.Namespace) -> int:
     weights_file = weights_path(args.preset, checkpoint=args.checkpoint, weights=args.weights)
     weights = weights_info(weights_file, reference=args.checkpoint is not None)
     plan = LpipsPlan.parse(args.lpips)
-    sweep = Sweep(TorchNetworks(model), args.preset, model.cfg.num_kp, args.codecs, DEFAULT_SWEEP, lpips=plan)
+    from ..expression import expression_sender
+
+    settings = DEFAULT_SWEEP
+    if args.settings:
+        settings = tuple(NeuralSetting.from_label(label.strip()) for label in args.settings.split(";"))
+        if DEFAULT_SETTING not in settings:
+            raise ValueError(f"--settings must include the default setting {DEFAULT_SETTING.label!r}")
+    sweep = Sweep(TorchNetworks(model), args.preset, model.cfg.num_kp, args.codecs, settings, lpips=plan,
+                  expression=expression_sender(args.expression))
     cached = _cached_anchor_points(args.anchors_from, plan) if args.anchors_from else {}
     points, quantisation, clips = [], {}, []
     for path in paths:

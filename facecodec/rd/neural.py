@@ -14,12 +14,13 @@ renders every frame from the DECODED keyframe and the DECODED motion. Rates coun
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..bitstream import DecodedFrame, DecodedStream, Motion, StreamHeader, decode_stream, stream_bytes
-from ..bitstream.keyframe import DEFAULT_QUALITY
+from ..bitstream import DecodedFrame, DecodedStream, ImageCodec, Motion, StreamHeader, decode_stream, stream_bytes
+from ..bitstream.keyframe import DEFAULT_QUALITIES, DEFAULT_QUALITY
 from ..bitstream.quant import QSCALE_UNITY
 from ..codec.pipeline import MotionBatch, Networks, encode_frames, images_to_batch
 from ..codec.receiver import receive
@@ -28,34 +29,48 @@ from ..media import to_frames
 from .quality import LpipsPlan, QualityMeter
 
 
+_KEYFRAME_TAGS = {"webp": "kf", "jpeg": "jpeg", "avif": "avif"}  # label prefixes ("kf": WebP, as before issue 21)
+
+
 @dataclass(frozen=True)
 class NeuralSetting:
-    """One facecodec operating point: fixed quantiser scale (or a rate target) and keyframe quality."""
+    """One facecodec operating point: fixed quantiser scale (or a rate target), the keyframe's codec and
+    quality, and the packet layout (`legacy`: versions 1/2, the stream before issue 21)."""
 
     qscale: int = QSCALE_UNITY
     keyframe_quality: int = DEFAULT_QUALITY
     target_kbps: float | None = None  # motion-rate target for the rate controller; overrides qscale
+    keyframe_codec: str = "webp"  # webp, jpeg or avif
+    legacy: bool = False
 
     @property
     def label(self) -> str:
         motion = f"target {self.target_kbps:g} kbps" if self.target_kbps else f"q{self.qscale}"
-        return f"{motion}, kf{self.keyframe_quality}"
+        return f"{motion}, {_KEYFRAME_TAGS[self.keyframe_codec]}{self.keyframe_quality}" + ", legacy" * self.legacy
 
     @classmethod
     def from_label(cls, label: str) -> NeuralSetting:
-        """Inverse of `label` ('q24, kf90' or 'target 6 kbps, kf90')."""
-        motion, keyframe = label.split(", kf")
+        """Inverse of `label` ('q24, avif50', 'q24, kf90, legacy' or 'target 6 kbps, kf90'; kf = WebP)."""
+        motion, keyframe, *rest = label.split(", ")
+        codec = next(c for c, tag in _KEYFRAME_TAGS.items() if keyframe.startswith(tag))
+        options = {"keyframe_quality": int(keyframe[len(_KEYFRAME_TAGS[codec]):]), "keyframe_codec": codec,
+                   "legacy": rest == ["legacy"]}
         if motion.startswith("target "):
-            return cls(keyframe_quality=int(keyframe), target_kbps=float(motion.split()[1]))
-        return cls(int(motion[1:]), int(keyframe))
+            return cls(target_kbps=float(motion.split()[1]), **options)
+        return cls(int(motion[1:]), **options)
+
+    def header(self, base: StreamHeader) -> StreamHeader:
+        return dataclasses.replace(base, compact=not self.legacy)
 
 
 DEFAULT_SETTING = NeuralSetting()
+# The stream as it was before issue 21 (legacy packets, WebP 90 keyframe), measured in the same run
+LEGACY_SETTING = NeuralSetting(QSCALE_UNITY, DEFAULT_QUALITY, keyframe_codec="webp", legacy=True)
 # Keyframe quality dominates a short clip's rate, qscale the long-call (motion) rate: sweep both
-# around the default (qscale 24 = the base steps, WebP quality 90).
+# around the default (qscale 24 = the base steps, WebP 90), with AVIF at its default quality beside it.
 DEFAULT_SWEEP = (
-    NeuralSetting(16, 90), DEFAULT_SETTING, NeuralSetting(32, 90), NeuralSetting(47, 90),
-    NeuralSetting(24, 75), NeuralSetting(24, 50),
+    NeuralSetting(16), DEFAULT_SETTING, NeuralSetting(32), NeuralSetting(47), NeuralSetting(24, 75),
+    NeuralSetting(24, DEFAULT_QUALITIES[ImageCodec.AVIF], keyframe_codec="avif"), LEGACY_SETTING,
 )
 
 
@@ -91,10 +106,12 @@ def sender_motion(networks: Networks, frames: np.ndarray, batch: int = 8) -> Mot
 
 
 def transmit(header: StreamHeader, frames: np.ndarray, motion: MotionBatch,
-             setting: NeuralSetting) -> tuple[bytes, DecodedStream]:
-    """Code the keyframe (frame 0) + motion at `setting` and decode the bytes again: (stream bytes, decoded)."""
+             setting: NeuralSetting, expression=None) -> tuple[bytes, DecodedStream]:
+    """Code the keyframe (frame 0) + motion at `setting` and decode the bytes again: (stream bytes, decoded).
+    `expression`: the expression channel's sender (the header and `motion.face` must carry its channel)."""
     sender = Sender(None, header, qscale=setting.qscale, target_kbps=setting.target_kbps,
-                    keyframe_quality=setting.keyframe_quality)
+                    keyframe_quality=setting.keyframe_quality, expression=expression,
+                    keyframe_codec=ImageCodec[setting.keyframe_codec.upper()])
     data = stream_bytes(header, sender.send(frames, motion))
     decoded = decode_stream(data)
     if len(decoded.frames) != len(motion) or decoded.frames[0].keyframe is None or decoded.drops:
@@ -110,9 +127,10 @@ def receive_frames(networks: Networks, keyframe: np.ndarray, motions: list[Motio
 
 
 def run_setting(networks: Networks, frames: np.ndarray, fps: float, motion: MotionBatch, header: StreamHeader,
-                setting: NeuralSetting, batch: int = 8) -> NeuralEncode:
+                setting: NeuralSetting, batch: int = 8, expression=None) -> NeuralEncode:
     """One clip at one setting, through the real bitstream round trip and the receiver's networks."""
-    data, decoded = transmit(header, frames, motion, setting)
+    header = setting.header(header)
+    data, decoded = transmit(header, frames, motion, setting, expression)
     stats = decoded.stats
     keyframe = decoded.frames[0].keyframe
     out = to_frames(receive(networks, decoded.frames, batch=batch))

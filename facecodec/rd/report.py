@@ -17,7 +17,9 @@ from .sweep import FACECODEC, KEYFRAME_ONLY, RdPoint, mean_points
 
 HEADLINE_ANCHORS = ("x264-veryslow", "av1")
 PANEL_TITLES = {"clip": "clip rate: everything counted (keyframe / intra frame amortised over the clip)",
-                "call": "long-call rate: one-off keyframe / opening intra frame left out"}
+                "call": "long-call rate: one-off keyframe / opening intra frame left out",
+                "call12": "12-s call: long-call rate + one-off bytes over 12 s",
+                "call60": "60-s call: long-call rate + one-off bytes over 60 s"}
 METRIC_TITLES = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)",
                  "lpips_alex": "stLPIPS-Alex (lower is better)", "lpips_vgg": "stLPIPS-VGG (lower is better)"}
 
@@ -98,7 +100,7 @@ def plot_metric(means: Sequence[RdPoint], codecs: Sequence[str], metric: str, pa
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    fig, axes = plt.subplots(1, len(BASES), figsize=(5.5 * len(BASES), 4.4), sharey=True)
     for ax, (basis, (attr, title)) in zip(axes, BASES.items()):
         for codec in codecs:
             pts = sorted((getattr(p, attr), p.quality[metric]) for p in means if p.codec == codec)
@@ -164,6 +166,7 @@ def markdown(run: RdRun, means: list[RdPoint], matches: list[MatchRow], bds: lis
     lines += _points_table(run, means)
     lines += _match_section(run, matches)
     lines += _keyframe_only_section(run, means)
+    lines += _legacy_section(run, means)
     lines += _bd_section(run, bds)
     lines += _per_clip_section(run)
     lines += _quantisation_section(run)
@@ -316,6 +319,26 @@ def _baseline(means: list[RdPoint], metrics: list[str]) -> list[str]:
         lines.append("- ⚠ Where facecodec is worse than the frozen keyframe, its ratios above measure how well the "
                      "anchors compete with one sharp still image, not the value of the motion it sends.")
     return lines
+
+
+def _legacy_section(run: RdRun, means: list[RdPoint]) -> list[str]:
+    """The stream before issue 21 (legacy packets, WebP 90) against the default, measured in the same run."""
+    old = next((p for p in means if p.codec == FACECODEC and p.setting.endswith(", legacy")), None)
+    if old is None:
+        return []
+    new = default_point(means)
+    lines = ["## Today's stream against the stream before issue 21 (same run)", "",
+             f"`{old.setting}` is the stream as it was (legacy packets, versions 1/2; WebP keyframe); `{new.setting}` "
+             "the default now (compact packets, version 3; AVIF keyframe). Same motion, same networks.", "",
+             "| stream | clip kbps | 12-s call | 60-s call | long call | " + " | ".join(run.metrics) + " |",
+             "|" + " --- |" * (5 + len(run.metrics))]
+    for p in (old, new):
+        rates = f"{p.kbps:.2f} | {p.call12_kbps:.2f} | {p.call60_kbps:.2f} | {p.steady_kbps:.2f}"
+        lines.append(f"| {p.setting} | {rates} | " + " | ".join(_fmt(p.quality[m], m) for m in run.metrics) + " |")
+    lines.append(f"| new / old | {new.kbps / old.kbps:.2f} | {new.call12_kbps / old.call12_kbps:.2f} | "
+                 f"{new.call60_kbps / old.call60_kbps:.2f} | {new.steady_kbps / old.steady_kbps:.2f} | "
+                 + " | ".join("" for _ in run.metrics) + " |")
+    return lines + [""]
 
 
 def _keyframe_only_section(run: RdRun, means: list[RdPoint]) -> list[str]:

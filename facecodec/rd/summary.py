@@ -21,6 +21,9 @@ NARROW_FRACTION = 0.1
 BASES = {
     "clip": ("kbps", "this clip, everything counted (facecodec keyframe / anchor intra frame amortised over the clip)"),
     "call": ("steady_kbps", "long call (facecodec motion packets only; anchors without their opening intra frame)"),
+    "call12": ("call12_kbps", "a 12-s call: the long-call rate + the one-off bytes (keyframe and header / opening "
+               "intra frame) over 12 s"),
+    "call60": ("call60_kbps", "a 60-s call: the same, one-off bytes over 60 s"),
 }
 
 

@@ -56,6 +56,20 @@ class RdPoint:
     sizes: dict[str, int] = field(default_factory=dict)
     default: bool = False
 
+    def call_kbps(self, seconds: float) -> float:
+        """A call of `seconds`: the long-call rate plus the one-off bytes (facecodec: header and keyframe;
+        anchors: their opening intra frame) amortised over it."""
+        one_off = self.sizes.get("header", 0) + self.sizes.get("keyframe", 0) + self.sizes.get("first_packet", 0)
+        return self.steady_kbps + 8.0 * one_off / seconds / 1000.0
+
+    @property
+    def call12_kbps(self) -> float:
+        return self.call_kbps(12.0)
+
+    @property
+    def call60_kbps(self) -> float:
+        return self.call_kbps(60.0)
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -120,6 +134,7 @@ class Sweep:
     anchor_crfs: dict[str, Sequence[int]] = field(default_factory=dict)  # overrides of the default sweeps
     lpips: LpipsPlan = field(default_factory=LpipsPlan)
     threads: int = 1  # per anchor encode
+    expression: object = None  # the expression channel's sender (`facecodec.expression.ExpressionSender`), or None
     progress: Callable[[str], None] = log.info
 
     def run(self, clip: Clip, cached: Sequence[RdPoint] = ()) -> tuple[list[RdPoint], QuantisationEffect | None]:
@@ -142,12 +157,14 @@ class Sweep:
     def facecodec_points(self, clip: Clip, meter: QualityMeter) -> tuple[list[RdPoint], QuantisationEffect | None]:
         if not self.settings:
             return [], None
-        header = stream_header(self.preset, self.num_kp, clip.frames.shape[1], clip.fps)
+        header = stream_header(self.preset, self.num_kp, clip.frames.shape[1], clip.fps, expression=self.expression)
         motion = sender_motion(self.networks, clip.frames)
+        if self.expression is not None:
+            motion = motion.with_face(self.expression.encode(clip.frames))
         points, gap = [], None
         for setting in self.settings:
             start = time.perf_counter()
-            enc = run_setting(self.networks, clip.frames, clip.fps, motion, header, setting)
+            enc = run_setting(self.networks, clip.frames, clip.fps, motion, header, setting, expression=self.expression)
             quality = meter.summary(enc.frames)
             sizes = {"stream": enc.stream_bytes, "header": enc.header_bytes, "keyframe": enc.keyframe_bytes,
                      "motion": enc.motion_bytes}
@@ -181,7 +198,7 @@ def keyframe_only_point(clip: Clip, encoded: NeuralEncode, meter: QualityMeter) 
     frozen = np.repeat(encoded.keyframe[None], len(clip.frames), axis=0)
     kept = encoded.header_bytes + encoded.keyframe_bytes
     kbps = 8.0 * kept / encoded.seconds / 1000.0
-    return RdPoint(clip.name, KEYFRAME_ONLY, f"kf{encoded.setting.keyframe_quality}", kbps, 0.0, kbps,
+    return RdPoint(clip.name, KEYFRAME_ONLY, encoded.setting.label.split(", ")[1], kbps, 0.0, kbps,
                    meter.summary(frozen), {"stream": kept, "header": encoded.header_bytes,
                                            "keyframe": encoded.keyframe_bytes, "motion": 0})
 

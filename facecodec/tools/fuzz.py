@@ -1,9 +1,10 @@
 """`make fuzz`: the receiver's parsers on mutated and random input — the stream file reader, the live
 decoder fed damaged datagrams, and the Triton session's request decoding.
 
-Each case starts from a real stream (with the expression channel and packet tags, or without) and
-mutates it: bit flips, byte runs, truncation, duplication, splicing, random lengths, forged fields
-with valid checksums, or plain random bytes. A case passes when the parser either returns frames or
+Each case starts from a real stream (compact packets, version 3, with the expression channel and packet
+tags or without; and the legacy packets of versions 1 and 2) and mutates it: bit flips, byte runs,
+truncation, duplication, splicing, random lengths, forged fields with valid checksums, or plain random
+bytes. A case passes when the parser either returns frames or
 raises a `BitstreamError`/`SessionError` (a reported rejection), its frame count stays bounded by the
 bytes it was given, and it costs under `CASE_SECONDS` of CPU (process time: what a crafted input
 costs the receiver, whatever else the machine runs). The slowest case and the peak memory of sampled
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bitstream import (BitstreamError, Decoder, Encoder, Packet, PacketType, StreamHeader, decode_stream)
+from ..bitstream import BitstreamError, Decoder, Encoder, Framing, Packet, PacketType, StreamHeader, decode_stream
 from ..bitstream.auth import new_key
 from ..bitstream.synthetic import random_walk_motion
 from ..codec.session import FrameRequest, SessionError
@@ -36,14 +37,19 @@ from ..expression import NUM_COEFFICIENTS, SOURCE_POINTS, SourceFace
 
 CASE_SECONDS = 1.0  # CPU seconds: no crafted input may cost the receiver more
 MEMORY_SAMPLE = 200  # every Nth case runs under tracemalloc
+# (compact, expression channel, tags) of the seed streams: the new format first, then the legacy one
+COMBINATIONS = ((True, False, False), (True, True, False), (True, True, True),
+                (False, False, False), (False, True, False), (False, True, True))
 MAX_FRAMES_PER_BYTE = 1.0  # a decoder may emit at most ~one frame per byte it was given (+ a window)
 
 
 @dataclasses.dataclass
 class Seeds:
-    """Real streams to mutate: (header, header bytes + packets, packet chunks, key)."""
+    """Real streams to mutate: (header, header bytes + packets, packet chunks, key); the first three are
+    compact (version 3), the rest legacy (versions 1 and 2)."""
 
     streams: list[tuple[StreamHeader, bytes, list[bytes], bytes | None]]
+    live_rate: float = 0.3  # share of a live case's pushes that are mutated
 
 
 def seed_streams(frames: int = 40) -> Seeds:
@@ -52,9 +58,10 @@ def seed_streams(frames: int = 40) -> Seeds:
     face = SourceFace(rng.uniform(0, 63, (len(SOURCE_POINTS), 2)), rng.normal(size=(2, 3)) * 20,
                       rng.normal(size=NUM_COEFFICIENTS) * 0.1)
     out = []
-    for expression, key in ((False, None), (True, None), (True, new_key())):
+    for compact, expression, keyed in COMBINATIONS:
+        key = new_key() if keyed else None
         header = StreamHeader(height=64, width=64, face_basis=7 if expression else 0,
-                              num_face=NUM_COEFFICIENTS if expression else 0, authenticated=key is not None)
+                              num_face=NUM_COEFFICIENTS if expression else 0, authenticated=keyed, compact=compact)
         encoder = Encoder(header, key=key)
         encoder.request_keyframe(image, face if expression else None)
         motions = random_walk_motion(frames, 15, seed=int(rng.integers(1 << 30)), num_face=header.num_face)
@@ -63,8 +70,8 @@ def seed_streams(frames: int = 40) -> Seeds:
     return Seeds(out)
 
 
-def mutate(rng: np.random.Generator, data: bytes) -> tuple[str, bytes]:
-    """One random mutation of `data` → (its kind, the bytes)."""
+def mutate(rng: np.random.Generator, data: bytes, framing: Framing = Framing(compact=True)) -> tuple[str, bytes]:
+    """One random mutation of `data` → (its kind, the bytes); forged packets are framed by `framing`."""
     buf = bytearray(data)
     kind = ["flip", "run", "truncate", "duplicate", "splice", "length", "forge", "random"][int(rng.integers(8))]
     if kind == "flip" and buf:
@@ -86,10 +93,10 @@ def mutate(rng: np.random.Generator, data: bytes) -> tuple[str, bytes]:
         buf[at:at] = bytes([0xFF, 0xFF, 0x7F, int(rng.choice([1, 2]))])
     elif kind == "forge":  # a packet with a valid CRC but random fields and body
         body = rng.bytes(int(rng.integers(0, 300)))
-        packet = Packet(PacketType(int(rng.choice([1, 2]))), int(rng.integers(65536)), int(rng.integers(1 << 32)),
-                        _flags(rng), body)
+        timestamp = int(rng.integers(1 << 32)) if not framing.compact or rng.random() < 0.5 else None
+        packet = Packet(PacketType(int(rng.choice([1, 2]))), int(rng.integers(1 << 28)), timestamp, _flags(rng), body)
         at = int(rng.integers(len(buf) + 1))
-        buf[at:at] = packet.to_bytes()
+        buf[at:at] = framing.frame(packet)
     else:
         buf = bytearray(rng.bytes(int(rng.integers(0, 2048))))
     return kind, bytes(buf)
@@ -98,12 +105,16 @@ def mutate(rng: np.random.Generator, data: bytes) -> tuple[str, bytes]:
 def _flags(rng):
     from ..bitstream import Flags
 
-    return Flags(int(rng.choice([0, 4, 8, 12])))
+    return Flags(int(rng.choice([0, 4, 8, 12, 0x20, 0x24])))
 
 
-def _stream_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int]:
+def _format(header: StreamHeader) -> str:
+    return "compact" if header.compact else "legacy"
+
+
+def _stream_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int, Counter]:
     header, data, _, key = seeds.streams[int(rng.integers(len(seeds.streams)))]
-    kind, mutated = mutate(rng, data)
+    kind, mutated = mutate(rng, data, header.framing)
     if rng.random() < 0.5:  # keep the header intact half the time: the packets are the target
         mutated = data[:len(header.to_bytes())] + mutated[len(header.to_bytes()):]
     try:
@@ -114,23 +125,23 @@ def _stream_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int]
         if "packet key" not in str(err):
             raise
         frames = 0
-    return f"stream/{kind}", frames, len(mutated)
+    return f"stream/{kind}", frames, len(mutated), Counter({_format(header): 1})
 
 
-def _live_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int]:
+def _live_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int, Counter]:
     header, _, chunks, key = seeds.streams[int(rng.integers(len(seeds.streams)))]
     decoder = Decoder(header, reorder_window=int(rng.integers(0, 4)), key=key)
     frames, size, kinds = 0, 0, Counter()
     for chunk in chunks:
-        kind, data = mutate(rng, chunk) if rng.random() < 0.3 else ("clean", chunk)
+        kind, data = mutate(rng, chunk, header.framing) if rng.random() < seeds.live_rate else ("clean", chunk)
         kinds[kind] += 1
         size += len(data)
         frames += len(decoder.push(data))
     frames += len(decoder.flush())
-    return "live", frames, size
+    return "live", frames, size, Counter({_format(header): sum(kinds.values()) - kinds["clean"]})
 
 
-def _request_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int]:
+def _request_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int, Counter]:
     names = ["source_image", "rotation", "translation", "expression", "face", "source_face_points",
              "source_face_map", "source_face_code", "view_override", "view_offset", "frontalise", "relative"]
     tensors: dict[str, np.ndarray | None] = {"CORRID": np.array([int(rng.integers(1, 1 << 62))])}
@@ -148,19 +159,24 @@ def _request_case(seeds: Seeds, rng: np.random.Generator) -> tuple[str, int, int
         FrameRequest.from_tensors(tensors)
     except (SessionError, ValueError):
         pass
-    return "request", 0, 0
+    return "request", 0, 0, Counter()
 
 
-TARGETS: dict[str, Callable[[Seeds, np.random.Generator], tuple[str, int, int]]] = {
+# a case → (its kind, frames decoded, bytes given, mutations made by stream format)
+TARGETS: dict[str, Callable[[Seeds, np.random.Generator], tuple[str, int, int, Counter]]] = {
     "stream": _stream_case, "live": _live_case, "request": _request_case}
 
 
-def run(cases: int, seed: int = 0, progress: bool = False) -> dict:
-    """Run `cases` cases over the targets in turn; raises AssertionError on the first failing case."""
+def run(cases: int, seed: int = 0, progress: bool = False, *, targets: tuple[str, ...] = tuple(TARGETS),
+        compact_only: bool = False, live_rate: float = 0.3) -> dict:
+    """Run `cases` cases over `targets` in turn (on the compact-format seeds only with `compact_only`; a live
+    case mutates `live_rate` of its pushes);
+    raises AssertionError on the first failing case. `mutations` counts the mutated inputs by format."""
     logging.getLogger("facecodec.bitstream").setLevel(logging.ERROR)  # drops are expected, by the thousand
     seeds, rng = seed_streams(), np.random.default_rng(seed)
-    kinds, slowest, peak = Counter(), (0.0, ""), 0
-    targets = list(TARGETS.values())
+    seeds = Seeds([s for s in seeds.streams if s[0].compact or not compact_only], live_rate)
+    kinds, mutations, slowest, peak = Counter(), Counter(), (0.0, ""), 0
+    chosen = [TARGETS[name] for name in targets]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -172,7 +188,8 @@ def run(cases: int, seed: int = 0, progress: bool = False) -> dict:
         if traced:
             tracemalloc.start()
         t0 = time.process_time()
-        kind, frames, size = targets[i % len(targets)](seeds, rng)
+        kind, frames, size, mutated = chosen[i % len(chosen)](seeds, rng)
+        mutations += mutated
         seconds = time.process_time() - t0
         if traced:
             peak = max(peak, tracemalloc.get_traced_memory()[1])
@@ -185,7 +202,8 @@ def run(cases: int, seed: int = 0, progress: bool = False) -> dict:
             bar.update()
     if bar is not None:
         bar.close()
-    return {"cases": cases, "seed": seed, "by_target": dict(kinds), "wall_seconds": time.perf_counter() - started,
+    return {"cases": cases, "seed": seed, "by_target": dict(kinds), "mutations": dict(mutations),
+            "wall_seconds": time.perf_counter() - started,
             "slowest_case_cpu_s": slowest[0], "slowest_case": slowest[1], "peak_traced_mib": peak / 2**20}
 
 

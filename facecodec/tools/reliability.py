@@ -38,7 +38,10 @@ from ..expression import NUM_COEFFICIENTS, SOURCE_POINTS, SourceFace
 
 CPU_SECONDS = 1.0
 PEAK_BYTES = 200 << 20
-HEADER = StreamHeader(height=64, width=64)
+# The catalogue crafts legacy packets (16-bit seq, explicit timestamps): its streams are versions 1 and 2, which
+# every decoder still reads. Compact packets (version 3, the default) meet the same hostile inputs in
+# `facecodec.tools.fuzz` and tests/bitstream/test_compact.py.
+HEADER = StreamHeader(height=64, width=64, compact=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,10 +272,10 @@ def cases(sessions: _Sessions | None = None) -> list[Case]:
     (motion,) = list(scan_packets(clean[6]))
     rng = np.random.default_rng(3)
     key = new_key()
-    keyed_header = StreamHeader(height=64, width=64, authenticated=True)
+    keyed_header = StreamHeader(height=64, width=64, authenticated=True, compact=False)
     keyed = _chunks(keyed_header, key=key)
     face = SourceFace(rng.uniform(0, 63, (len(SOURCE_POINTS), 2)), rng.normal(size=(2, 3)), np.zeros(NUM_COEFFICIENTS))
-    face_header = StreamHeader(height=64, width=64, face_basis=7, num_face=NUM_COEFFICIENTS)
+    face_header = StreamHeader(height=64, width=64, face_basis=7, num_face=NUM_COEFFICIENTS, compact=False)
     face_body = encode_face(face)
     tiny = _webp(64)
     flood = [Packet(PacketType.KEYFRAME, 5 + i % 3, 0, Flags.REFRESH, tiny).to_bytes() for i in range(5000)]
@@ -373,9 +376,38 @@ def cases(sessions: _Sessions | None = None) -> list[Case]:
         Case("an 8K picture (7680×4320 PNG) as the source", "client (source image)", _picture(None),
              "(256, 256, 3)", setup=_make_8k),
     ]
+    out += _compact_cases(rng)
     if sessions is not None:
         out += _session_cases(sessions)
     return out
+
+
+def _compact_cases(rng: np.random.Generator) -> list[Case]:
+    """The same kinds of hostile input against compact packets (version 3, the default layout)."""
+    header = StreamHeader(height=64, width=64)
+    keyed_header, key = StreamHeader(height=64, width=64, authenticated=True), new_key()
+    clean, keyed = _chunks(header), _chunks(keyed_header, key=key)
+    (motion,) = list(scan_packets(clean[6], header.framing))
+    flipped = bytearray(clean[7])
+    flipped[3] ^= 0x10
+    altered = bytearray(keyed[6])
+    altered[3] ^= 0x02
+
+    def forge(seq: int, timestamp: int | None, flags: Flags = Flags.INTRA | Flags.QSCALE) -> bytes:
+        return header.framing.frame(Packet(PacketType.MOTION, seq, timestamp, flags, motion.body))
+
+    return [
+        Case("compact: bit flip inside a packet (CRC-16)", "live decoder", lambda: _live([bytes(flipped)], header),
+             "bad_framing 1"),
+        Case("compact: random bytes instead of a packet", "live decoder", lambda: _live([rng.bytes(40)], header),
+             "bad_framing"),
+        Case("compact: anchor 30,000 frames ahead (predicted)", "live decoder",
+             lambda: _live([forge(30006, 0, Flags.QSCALE)], header), "too_far 1"),
+        Case("compact: intra packet without its qscale", "live decoder",
+             lambda: _live([forge(6, 240, Flags.INTRA)], header), "invalid"),
+        Case("compact: packet altered (the tag replaces the CRC)", "live decoder (authenticated)",
+             lambda: _live([bytes(altered)], keyed_header, key=key, after=keyed), "forged 1"),
+    ]
 
 
 def _with_features(bits: int) -> bytes:

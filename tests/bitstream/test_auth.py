@@ -11,7 +11,8 @@ from facecodec.bitstream import Decoder, DropReason, Encoder, Packet, StreamHead
 from facecodec.bitstream.auth import TAG_BYTES, new_key
 from facecodec.bitstream.synthetic import random_walk_motion
 
-HEADER = StreamHeader(authenticated=True)
+HEADER = StreamHeader(authenticated=True, compact=False)  # legacy tags; compact ones: test_compact.py
+PLAIN = StreamHeader(compact=False)
 
 
 def _encode(motions, key, image=None, header=HEADER):
@@ -24,18 +25,18 @@ def _encode(motions, key, image=None, header=HEADER):
 def test_the_header_says_so_and_plain_streams_are_unchanged():
     parsed, _ = StreamHeader.parse(HEADER.to_bytes())
     assert parsed.authenticated and HEADER.to_bytes()[4] == 2
-    assert StreamHeader().to_bytes()[4] == 1 and not StreamHeader.parse(StreamHeader().to_bytes())[0].authenticated
-    both = StreamHeader(authenticated=True, face_basis=9, num_face=4)
+    assert PLAIN.to_bytes()[4] == 1 and not StreamHeader.parse(PLAIN.to_bytes())[0].authenticated
+    both = StreamHeader(authenticated=True, face_basis=9, num_face=4, compact=False)
     assert StreamHeader.parse(both.to_bytes())[0] == both
 
 
 def test_a_keyed_call_decodes_exactly_and_costs_eight_bytes_a_packet(smooth_image):
     key, motions = new_key(), random_walk_motion(60, 15, seed=1)
     chunks = _encode(motions, key, smooth_image)
-    plain = _encode(motions, None, smooth_image, StreamHeader())
+    plain = _encode(motions, None, smooth_image, PLAIN)
     assert sum(map(len, chunks)) - sum(map(len, plain)) == TAG_BYTES * (len(motions) + 1)
     stream = decode_stream(HEADER.to_bytes() + b"".join(chunks), key=key)
-    reference = decode_stream(StreamHeader().to_bytes() + b"".join(plain))
+    reference = decode_stream(PLAIN.to_bytes() + b"".join(plain))
     assert not stream.drops and stream.frames[0].keyframe is not None
     np.testing.assert_array_equal([f.motion.to_vector() for f in stream.frames],
                                   [f.motion.to_vector() for f in reference.frames])
@@ -47,7 +48,7 @@ def test_keys_are_required_on_both_ends():
     with pytest.raises(ValueError, match="packet key"):
         Decoder(HEADER)
     with pytest.raises(ValueError, match="authenticated"):
-        Encoder(StreamHeader(), key=new_key())
+        Encoder(PLAIN, key=new_key())
     with pytest.raises(ValueError, match="16 bytes"):
         Decoder(HEADER, key=b"short")
 

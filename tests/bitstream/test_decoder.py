@@ -3,7 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from facecodec.bitstream import Decoder, DropReason, Encoder, Flags, PacketType, parse_packet, scan_packets
+from facecodec.bitstream import (Decoder, DropReason, Encoder, Flags, PacketType, StreamHeader, parse_packet,
+                                 scan_packets)
 from facecodec.bitstream.decoder import conceal, unwrap_seq
 
 
@@ -50,7 +51,7 @@ def test_keyframes_attach_to_their_frame_and_refresh_is_flagged(header, motions,
     chunks += [encoder.encode(m, 40 * n) for n, m in enumerate(motions[1:5], 1)]
     encoder.request_keyframe(smooth_image[::-1].copy())
     chunks += [encoder.encode(m, 40 * n) for n, m in enumerate(motions[5:8], 5)]
-    packets = [p for chunk in chunks for p in scan_packets(chunk)]
+    packets = [p for chunk in chunks for p in scan_packets(chunk, header.framing)]
     keyframes = [p for p in packets if p.type == PacketType.KEYFRAME]
     assert [(p.seq, p.flags) for p in keyframes] == [(0, Flags.NONE), (5, Flags.REFRESH)]
     frames, decoder = _run(header, chunks + [chunks[5]])  # a repeated keyframe is stale
@@ -78,9 +79,9 @@ def test_keyframes_waiting_together_each_reach_their_frame(header, motions, smoo
 def test_late_keyframe_attaches_to_the_next_frame(header, motions, smooth_image):
     encoder = Encoder(header)
     encoder.request_keyframe(smooth_image)
-    first = list(scan_packets(encoder.encode(motions[0], 0)))
+    first = list(scan_packets(encoder.encode(motions[0], 0), header.framing))
     later = [encoder.encode(m, 40 * n) for n, m in enumerate(motions[1:4], 1)]
-    frames, _ = _run(header, [first[1].to_bytes(), later[0], first[0].to_bytes(), *later[1:]])
+    frames, _ = _run(header, [header.framing.frame(first[1]), later[0], header.framing.frame(first[0]), *later[1:]])
     assert [f.keyframe is not None for f in frames] == [False, False, True, False]
 
 
@@ -93,7 +94,8 @@ def test_lost_frames_get_extrapolated_timestamps_and_flush_conceals_the_tail(hea
     assert [f.timestamp_ms for f in frames] == [40 * n for n in range(12)]
 
 
-def test_sequence_numbers_wrap(header, motions, encode_frames):
+def test_sequence_numbers_wrap(motions, encode_frames):
+    header = StreamHeader(compact=False)  # the legacy 16-bit seq; compact streams: test_compact.py
     chunks, expected = encode_frames(header, motions[:20])
     relabelled = []
     for n, chunk in enumerate(chunks):
@@ -105,7 +107,8 @@ def test_sequence_numbers_wrap(header, motions, encode_frames):
     assert unwrap_seq(3, 65534) == 65539 and unwrap_seq(65534, 65539) == 65534
 
 
-def test_joining_a_running_stream_waits_for_an_intra_frame(header, motions, encode_frames):
+def test_joining_a_running_stream_waits_for_an_intra_frame(motions, encode_frames):
+    header = StreamHeader(compact=False)  # legacy packets place every frame; compact ones join at an anchor
     chunks, expected = encode_frames(header, motions[:60])
     frames, _ = _run(header, chunks[30:], first_seq=None)
     assert frames[0].seq == 30 and [f.seq for f in frames if f.concealed] == list(range(30, 50))
@@ -127,7 +130,7 @@ def test_encoder_intra_schedule_and_input_checks(header, motions, smooth_image):
     for n, motion in enumerate(motions[:10]):
         if n == 6:
             encoder.request_intra()
-        intra.append(Flags.INTRA in parse_packet(encoder.encode(motion, n)).flags)
+        intra.append(Flags.INTRA in parse_packet(encoder.encode(motion, n), header.framing).flags)
     assert intra == [True, False, False, False, True, False, True, False, False, False]
     with pytest.raises(ValueError, match="K=15"):
         encoder.encode(dataclasses.replace(motions[0], exp=np.zeros((3, 3))), 0)

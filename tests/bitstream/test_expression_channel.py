@@ -43,11 +43,11 @@ def _encode(motions, image, face, header=HEADER):
 
 
 def test_header_version_2_round_trips_and_version_1_is_unchanged():
-    data = HEADER.to_bytes()
-    assert data[4] == 2
+    assert HEADER.to_bytes()[4] == 3 and dataclasses.replace(HEADER, compact=False).to_bytes()[4] == 2
+    data = dataclasses.replace(HEADER, compact=False).to_bytes()
     parsed, used = StreamHeader.parse(data + b"rest")
-    assert parsed == HEADER and used == len(data)
-    plain = StreamHeader()
+    assert parsed == dataclasses.replace(HEADER, compact=False) and used == len(data)
+    plain = StreamHeader(compact=False)
     assert plain.to_bytes()[4] == 1 and len(plain.to_bytes()) == len(data) - 14  # + features, basis, P, step
     assert StreamHeader.parse(plain.to_bytes())[0].num_face == 0
     with pytest.raises(InvalidFieldError, match="face_basis"):
@@ -136,11 +136,11 @@ def test_fuzz_damaged_and_forged_packets_never_raise(face_motions, smooth_image,
                 pushes.append(data.tobytes())
             elif kind == 1:  # forged body with a valid CRC
                 packets = []
-                for packet in scan_packets(chunk):
+                for packet in scan_packets(chunk, HEADER.framing):
                     body = bytearray(packet.body)
                     if body:
                         body[rng.integers(len(body))] = rng.integers(256)
-                    packets.append(dataclasses.replace(packet, body=bytes(body)).to_bytes())
+                    packets.append(HEADER.framing.frame(dataclasses.replace(packet, body=bytes(body))))
                 pushes.append(b"".join(packets))
             elif kind == 2:  # lost
                 continue
@@ -155,5 +155,5 @@ def test_fuzz_damaged_and_forged_packets_never_raise(face_motions, smooth_image,
         for f in frames:
             if f.face is not None:
                 assert np.isfinite(f.face.points).all() and np.abs(f.face.points).max() <= 512
-    keyframe = next(p for p in scan_packets(chunks[0]) if p.type == PacketType.KEYFRAME)
+    keyframe = next(p for p in scan_packets(chunks[0], HEADER.framing) if p.type == PacketType.KEYFRAME)
     assert keyframe.body[0] == 1  # the face section leads the body

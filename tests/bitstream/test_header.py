@@ -16,7 +16,7 @@ def _resealed(data: bytes) -> bytes:
 def test_round_trip_with_trailing_packets():
     header = StreamHeader("vox256", 15, 512, 384, 30000, 1001, 60, PerField(0.25, 0.003, 0.002))
     data = header.to_bytes()
-    assert len(data) == (4 + 1 + 2) + (1 + 6) + 1 + 4 + 4 + 2 + 24 + 4
+    assert len(data) == (4 + 1 + 2) + (1 + 6) + 1 + 4 + 4 + 2 + 24 + 1 + 4  # version 3: + features
     parsed, consumed = StreamHeader.parse(data + b"packets follow")
     assert parsed == header and consumed == len(data)
     assert float(parsed.fps) == pytest.approx(29.97, abs=1e-3) and parsed.frame_ms == pytest.approx(33.367, abs=1e-3)

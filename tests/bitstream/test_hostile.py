@@ -21,14 +21,14 @@ def _motion_packets(header: StreamHeader, seqs: list[int], intra: bool) -> list[
     """Real MOTION packets re-labelled with the given sequence numbers (valid CRCs: a forger's)."""
     encoder = Encoder(header)
     chunk = encoder.encode(Motion.neutral(header.num_kp), 0)
-    (packet,) = list(scan_packets(chunk))
+    (packet,) = list(scan_packets(chunk, header.framing))
     flags = Flags.INTRA if intra else Flags.NONE
     return [Packet(PacketType.MOTION, s % 65536, 40 * i, flags, packet.body).to_bytes() for i, s in enumerate(seqs)]
 
 
 @pytest.mark.parametrize("intra", [False, True])
 def test_sequence_jumps_cannot_make_the_decoder_conceal_thousands_of_frames(intra):
-    header = StreamHeader()
+    header = StreamHeader(compact=False)  # crafted 16-bit seqs (compact anchors: test_compact.py)
     seqs = [(32767 * i) % 65536 for i in range(1, 21)]  # each packet claims a frame 32,767 ahead
     decoder = Decoder(header, reorder_window=8)
     frames = [f for data in _motion_packets(header, seqs, intra) for f in decoder.push(data)] + decoder.flush()
@@ -41,7 +41,7 @@ def test_sequence_jumps_cannot_make_the_decoder_conceal_thousands_of_frames(intr
 
 
 def test_a_tiny_stream_file_decodes_to_few_frames():
-    header = StreamHeader()
+    header = StreamHeader(compact=False)
     data = header.to_bytes() + b"".join(_motion_packets(header, [5, 40_000], intra=False))
     assert len(data) < 160
     assert len(decode_stream(data).frames) <= 8 + 1 + 6  # the file reader's window, not 32,768 frames
@@ -54,7 +54,7 @@ def _tiny_keyframe(size: int) -> bytes:
 
 
 def test_thousands_of_keyframes_are_not_all_held():
-    header = StreamHeader(height=64, width=64)
+    header = StreamHeader(height=64, width=64, compact=False)
     body = _tiny_keyframe(64)
     keyframes = [Packet(PacketType.KEYFRAME, s, 0, Flags.REFRESH, body).to_bytes() for s in range(1, 5001)]
     decoder = Decoder(header)
@@ -97,10 +97,10 @@ def test_forged_motion_payloads_decode_within_the_limits_or_are_dropped():
     header = StreamHeader()
     rng = np.random.default_rng(5)
     chunk = Encoder(header).encode(Motion.neutral(15), 0)
-    (packet,) = list(scan_packets(chunk))
+    (packet,) = list(scan_packets(chunk, header.framing))
     for _ in range(300):
         body = bytes([int(rng.integers(0, 48))]) + rng.bytes(int(rng.integers(1, 400)))
-        forged = Packet(PacketType.MOTION, 0, 0, Flags.INTRA, body).to_bytes()
+        forged = header.framing.frame(Packet(PacketType.MOTION, 0, 0, Flags.INTRA, body))
         decoder = Decoder(header)
         for frame in decoder.push(forged) + decoder.flush():
             vector = frame.motion.to_vector()

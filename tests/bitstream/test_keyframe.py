@@ -9,7 +9,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / mse)
 
 
-@pytest.mark.parametrize("codec", [ImageCodec.WEBP, ImageCodec.JPEG])
+@pytest.mark.parametrize("codec", [ImageCodec.WEBP, ImageCodec.JPEG, ImageCodec.AVIF])
 def test_default_quality_keeps_a_smooth_image_above_30_db(smooth_image, codec):
     body = encode_keyframe(smooth_image, codec=codec)
     assert body[0] == codec and len(body) < 20_000
@@ -18,8 +18,25 @@ def test_default_quality_keeps_a_smooth_image_above_30_db(smooth_image, codec):
     assert _psnr(decoded, smooth_image) > 30.0
 
 
-def test_webp_is_the_default(smooth_image):
+def test_webp_is_the_default_and_avif_is_sent_on_request_in_any_stream(smooth_image, motions):
+    from facecodec.bitstream import Encoder, StreamHeader, decode_stream
+
     assert encode_keyframe(smooth_image)[0] == ImageCodec.WEBP
+    for header, codec in ((StreamHeader(), None), (StreamHeader(), ImageCodec.AVIF),
+                          (StreamHeader(compact=False), ImageCodec.AVIF)):
+        encoder = Encoder(header, keyframe_codec=codec)
+        body = encoder.request_keyframe(smooth_image)
+        assert body[0] == (codec or ImageCodec.WEBP)
+        stream = decode_stream(header.to_bytes() + encoder.encode(motions[0], 0))
+        assert _psnr(stream.frames[0].keyframe, smooth_image) > 30.0
+
+
+def test_each_codec_has_its_default_quality(smooth_image):
+    from facecodec.bitstream.keyframe import DEFAULT_QUALITIES
+
+    for codec in ImageCodec:
+        assert encode_keyframe(smooth_image, codec=codec) == encode_keyframe(
+            smooth_image, codec=codec, quality=DEFAULT_QUALITIES[codec])
 
 
 def test_lower_quality_gives_fewer_bytes(smooth_image):

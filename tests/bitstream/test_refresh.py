@@ -48,7 +48,7 @@ def test_a_turning_head_gets_refresh_keyframes_of_its_own_frames(header, send_st
     assert keyframes == [0, 31, 62, 93]
     for seq in keyframes:
         assert abs(float(stream.frames[seq].keyframe.mean()) - images[seq].mean()) < 2
-    packets = scan_packets(data[len(header.to_bytes()):])
+    packets = scan_packets(data[len(header.to_bytes()):], header.framing)
     refreshes = [p.seq for p in packets if p.type == PacketType.KEYFRAME and p.flags & Flags.REFRESH]
     assert refreshes == [31, 62, 93]
 

@@ -15,7 +15,7 @@ FRAMES, MUTATED, INTRA_AFTER_MUTATIONS = 300, 250, 250  # intra_interval 25: fra
 def clean(header, motions, encode_frames, smooth_image):
     """Loss-free chunks, their reconstructions and the decoded source image."""
     chunks, expected = encode_frames(header, motions[:FRAMES], source_image=smooth_image)
-    keyframe = next(p for p in scan_packets(chunks[0]) if p.type == PacketType.KEYFRAME)
+    keyframe = next(p for p in scan_packets(chunks[0], header.framing) if p.type == PacketType.KEYFRAME)
     return chunks, expected, decode_keyframe(keyframe.body, header.height, header.width)
 
 
@@ -66,7 +66,7 @@ def test_fuzz_transport_damage_never_raises_and_never_lies(header, clean):
     assert total >= 10_000
 
 
-def _forged(rng: np.random.Generator, packet: Packet) -> bytes:
+def _forged(rng: np.random.Generator, packet: Packet, header) -> bytes:
     """The packet with random body bytes or type/flags but a VALID CRC (a buggy or hostile sender)."""
     body = bytearray(packet.body)
     for _ in range(int(rng.integers(1, 4))):
@@ -76,14 +76,14 @@ def _forged(rng: np.random.Generator, packet: Packet) -> bytes:
         body = bytearray(rng.bytes(int(rng.integers(0, 40))))
     flags = Flags(int(rng.choice([0, 4, 8, 12])))
     kind = PacketType(int(rng.choice([1, 2]))) if rng.random() < 0.2 else packet.type
-    return dataclasses.replace(packet, type=kind, flags=flags, body=bytes(body)).to_bytes()
+    return header.framing.frame(dataclasses.replace(packet, type=kind, flags=flags, body=bytes(body)))
 
 
 def test_fuzz_forged_packets_with_valid_crc_never_raise(header, clean):
     chunks, expected, _ = clean
     rng = np.random.default_rng(7)
     for trial in range(10):
-        pushes = [b"".join(_forged(rng, p) for p in scan_packets(c)) for c in chunks[:MUTATED]]
+        pushes = [b"".join(_forged(rng, p, header) for p in scan_packets(c, header.framing)) for c in chunks[:MUTATED]]
         frames = _decode(header, pushes + chunks[MUTATED:], reorder_window=trial % 2)
         assert [f.seq for f in frames] == list(range(FRAMES))
         decoded = np.stack([f.motion.to_vector() for f in frames[INTRA_AFTER_MUTATIONS:]])

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facecodec.bitstream import (Decoder, Motion, PacketType, PerField, StreamHeader, decode_stream,
+from facecodec.bitstream import (Decoder, Flags, Motion, PacketType, PerField, StreamHeader, decode_stream,
                                  scan_packets)
 from facecodec.bitstream.quant import qscale_factor
 
@@ -62,9 +62,13 @@ def test_encoding_is_bit_exact_across_runs_and_matches_the_golden_crc(send_strea
     first, second = send_stream(header, motions), send_stream(header, motions)
     assert first == second
     assert (len(first), zlib.crc32(first)) == (GOLDEN_SIZE, GOLDEN_CRC)  # changes only with the format
+    legacy = send_stream(dataclasses.replace(header, compact=False), motions)  # versions 1 and 2 are still written
+    assert (len(legacy), zlib.crc32(legacy)) == (LEGACY_SIZE, LEGACY_CRC)
+    np.testing.assert_array_equal(_vectors(decode_stream(legacy).frames), _vectors(decode_stream(first).frames))
 
 
-GOLDEN_SIZE, GOLDEN_CRC = 1563, 513446677  # K = 4, 60 frames, no keyframe
+GOLDEN_SIZE, GOLDEN_CRC = 930, 2384827459  # K = 4, 60 frames, no keyframe, compact packets (version 3)
+LEGACY_SIZE, LEGACY_CRC = 1563, 513446677  # the same stream in legacy packets (version 1), pinned before version 3
 
 
 @st.composite
@@ -89,7 +93,10 @@ def test_property_round_trip_is_exact_and_within_half_a_step(send_stream, case):
     assert len(decoded.frames) == len(motions) and not any(f.concealed for f in decoded.frames)
     again = send_stream(header, motions, target_kbps=target_kbps)
     assert again == data
-    qscales = [p.body[0] for p in scan_packets(data[len(header.to_bytes()):]) if p.type == PacketType.MOTION]
+    qscales = []  # a compact packet carries its qscale when intra or changed; others keep the last one
+    for p in scan_packets(data[len(header.to_bytes()):], header.framing):
+        if p.type == PacketType.MOTION:
+            qscales.append(p.body[0] if Flags.QSCALE in p.flags else qscales[-1])
     step = header.steps.expand(header.num_kp) * np.array([qscale_factor(q) for q in qscales])[:, None]
     _assert_within_half_step(np.stack([m.to_vector() for m in motions]), _vectors(decoded.frames), step)
 

@@ -1,6 +1,8 @@
 """Report writing from synthetic measurements (no networks, no ffmpeg)."""
 
+import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -63,7 +65,10 @@ def test_a_report_can_be_rewritten_and_its_anchors_reused_from_rd_json(tmp_path)
     paths = write_report(run, tmp_path)
     again = RdRun.from_json(json.loads(paths["json"].read_text()))
     assert again.points == run.points and again.quantisation == run.quantisation and again.lpips == plan
-    assert NeuralSetting.from_label("target 6 kbps, kf75") == NeuralSetting(keyframe_quality=75, target_kbps=6.0)
+    assert NeuralSetting.from_label("target 6 kbps, kf75") == NeuralSetting(keyframe_quality=75, target_kbps=6.0,
+                                                                           keyframe_codec="webp")
+    for setting in (NeuralSetting(), NeuralSetting(32, 75), NeuralSetting(24, 90, keyframe_codec="webp", legacy=True)):
+        assert NeuralSetting.from_label(setting.label) == setting
     cached = _cached_anchor_points(paths["json"], plan)
     assert [p.setting for p in cached[("a", 100)] if p.codec == "x264-veryslow"] == ["crf 51", "crf 45", "crf 39"]
     with pytest.raises(ValueError, match="measured with LPIPS"):
@@ -77,3 +82,18 @@ def test_bd_rows_flag_a_sliver_of_overlap():
     assert rows[("psnr", "clip")].result.percent is None  # facecodec 21…22 dB, x264 24…30 dB
     lpips = rows[("lpips_alex", "clip")]
     assert lpips.result.percent is not None and not lpips.narrow and "narrow" not in lpips.text()
+
+
+def test_calls_of_12_and_60_seconds_amortise_the_one_off_bytes_and_the_old_stream_is_compared(tmp_path):
+    point = RdPoint("a", FACECODEC, "q24, avif50", 10.0, 3.0, 10.0, {"lpips_alex": 0.1},
+                    {"stream": 6000, "header": 60, "keyframe": 4440, "motion": 1500}, default=True)
+    assert point.call12_kbps == pytest.approx(3.0 + 8 * 4500 / 12 / 1000)
+    assert point.call60_kbps == pytest.approx(3.0 + 8 * 4500 / 60 / 1000)
+    anchor = RdPoint("a", "x264-veryslow", "crf 45", 20.0, 18.0, 21.0, {}, {"first_packet": 3000})
+    assert anchor.call12_kbps == pytest.approx(18.0 + 2.0)
+    from facecodec.rd.report import _legacy_section
+
+    old = dataclasses.replace(point, setting="q24, kf90, legacy", default=False, steady_kbps=4.5)
+    run = SimpleNamespace(metrics=["lpips_alex"])
+    text = "\n".join(_legacy_section(run, [point, old]))
+    assert "| new / old |" in text and "0.67" in text  # long call 3.0 / 4.5

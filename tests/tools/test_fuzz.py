@@ -13,6 +13,13 @@ def test_a_short_fuzz_run_finds_nothing():
     assert report["slowest_case_cpu_s"] < fuzz.CASE_SECONDS
 
 
+def test_ten_thousand_mutations_of_the_compact_format():
+    """Issue 21: the compact packets (stream version 3) under ≥ 10,000 mutated inputs, files and live pushes."""
+    report = fuzz.run(840, seed=21, targets=("stream", "live"), compact_only=True, live_rate=0.6)
+    assert set(report["mutations"]) == {"compact"} and report["mutations"]["compact"] >= 10_000
+    assert report["slowest_case_cpu_s"] < fuzz.CASE_SECONDS
+
+
 def test_every_mutation_kind_is_exercised():
     rng = np.random.default_rng(0)
     data = fuzz.seed_streams(4).streams[0][1]

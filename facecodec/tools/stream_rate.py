@@ -12,6 +12,10 @@ only). Rates are kbit/s (1000 bit/s) over the clip's duration at its frame rate:
     python -m facecodec.tools.stream_rate --manifest ../shared/data/faces/MANIFEST.tsv --clips 3 \\
         --max-frames 300 [--json out.json]
 
+With `--streams DIR` it re-packs streams already written (e.g. an evaluation report's `streams/*.fcdc`, whose
+motion came from a slow sender such as the motion search) into every format, the same decoded motion, and checks
+that each format decodes to it.
+
 With `--settings webp:90/legacy,avif:75,avif:75/dz0.2,...` it sweeps sender settings instead (`Setting`: the
 keyframe's codec and quality, the motion coder's dead zone and steps, the packet layout), same motion: each is
 coded, decoded and the whole call rendered by the receiver, then measured against the original frames (PSNR
@@ -64,6 +68,28 @@ def measure_clip(networks, path: Path, *, preset: str, num_kp: int, max_frames: 
                      "motion_kbps": stats.kbps(keyframes=False), "kbps": 8 * len(data) / seconds / 1000,
                      "keyframe_bytes": stats.keyframe_bytes, "header_bytes": len(header.to_bytes()),
                      "motion_bytes_per_frame": (stats.intra_bytes + stats.predicted_bytes) / stats.frames}
+    return out
+
+
+def repack(data: bytes) -> dict:
+    """{format: motion_kbps, version} of a stream's own decoded motion re-packed into every format (motion
+    packets only: the keyframe is not re-coded), with "as_sent" the stream's own motion rate; raises if a
+    format decodes to other motion than the stream did."""
+    from ..codec.pipeline import MotionBatch
+    from ..codec.sender import Sender
+    from ..expression import ExpressionSender
+
+    sent = decode_stream(data)
+    motion = MotionBatch.from_motions([f.motion for f in sent.frames])
+    reference = np.stack([f.motion.to_vector() for f in sent.frames])
+    expression = ExpressionSender() if sent.header.num_face else None  # its basis; no frame's landmarks are read
+    out = {"as_sent": {"version": sent.header.version, "motion_kbps": sent.stats.kbps(keyframes=False)}}
+    for name, options in FORMATS.items():
+        header = dataclasses.replace(sent.header, **options)
+        decoded = decode_stream(stream_bytes(header, Sender(None, header, expression=expression).send(None, motion)))
+        if not np.array_equal(np.stack([f.motion.to_vector() for f in decoded.frames]), reference):
+            raise RuntimeError(f"the {name} re-pack decodes to other motion than the stream")
+        out[name] = {"version": header.version, "motion_kbps": decoded.stats.kbps(keyframes=False)}
     return out
 
 
@@ -152,7 +178,8 @@ def sweep(networks, path: Path, labels: list[str], plan, lpips, landmarker, *, p
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facecodec.tools.stream_rate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, help="the clips' manifest (not with --streams)")
+    p.add_argument("--streams", type=Path, help="re-pack the .fcdc streams of this folder into every format")
     p.add_argument("--clips", type=int, default=3, help="validation clips, after the shipped sample")
     p.add_argument("--max-frames", type=int, default=300)
     p.add_argument("--no-sample", dest="sample", action="store_false", help="validation clips only")
@@ -165,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> int:
         args = p.parse_args(argv)
+        if args.streams is not None:
+            return _repack_folder(args.streams, args.json)
+        if args.manifest is None:
+            raise ValueError("--manifest (or --streams) is required")
         from ..codec.pipeline import TorchNetworks
         from ..eval.run import validation_clips
         from ..expression import expression_sender
@@ -190,6 +221,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_command(command, logging.getLogger("facecodec.stream_rate"))
+
+
+def _repack_folder(folder: Path, json_out: Path | None) -> int:
+    paths = sorted(folder.glob("*.fcdc"))
+    if not paths:
+        raise FileNotFoundError(f"no .fcdc stream in {folder}")
+    results = {}
+    for path in paths:
+        results[path.stem] = repack(path.read_bytes())
+        print(path.stem, {k: round(v["motion_kbps"], 3) for k, v in results[path.stem].items()}, flush=True)
+    mean = {name: float(np.mean([r[name]["motion_kbps"] for r in results.values()])) for name in ("as_sent", *FORMATS)}
+    print("mean motion kbit/s", {k: round(v, 3) for k, v in mean.items()})
+    if json_out:
+        doc = {"streams": str(folder), "clips": results, "mean_motion_kbps": mean}
+        json_out.write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
 
 
 def _sweep(args, model, networks, expression, clips, started) -> int:

@@ -89,10 +89,10 @@ def test_sigterm_drains_and_a_killed_pods_call_moves(prepared, local, tmp_path):
         # the short call ends on A (its END frees its session: the gauge, still served, drops to 1) while
         # A keeps running for the long one
         wait_for(lambda: model_metric(a.metrics(), ACTIVE_SESSIONS, "decoder") == 1, 300, "the short call's end")
+        short.join(300)  # its END's answer reached the client (the gauge drops while that answer is on its way)
         assert a.proc.poll() is None, "A exited with a call still live"
         a.kill()  # the grace period is over
         t_kill = time.monotonic()
-        short.join(300)
         done = results["short"]
         assert not isinstance(done, BaseException), done
         assert done.report.lost_frames == [] and done.report.reconnects == []  # finished on A, whole

@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> int:
         args = p.parse_args(argv)
+        if args.report:  # the folder made before the run: a long run never ends on a missing folder
+            args.report.parent.mkdir(parents=True, exist_ok=True)
         report = run(args.cases, args.seed, progress=True)
         text = json.dumps(report, indent=1)
         print(text)

@@ -553,7 +553,7 @@ def document(rows: list[Row]) -> list[str]:
         "Each input meets the part of the receiver that reads it first. *Others go on*: for a session, a healthy",
         "call in the same decoder still renders a frame afterwards; a live decoder serves one call, and the row",
         "says whether that call's clean packets after the bad input still decode. `make fuzz` adds random",
-        "mutations of the same parsers (figures below the table once run).",
+        "mutations of the same parsers (its figures: docs/benchmarks.md, *Fuzzing*).",
         "",
         *table(rows),
         "",

@@ -191,22 +191,24 @@ def test_an_authenticated_call_rejects_and_counts_forged_packets_and_goes_on(con
     import dataclasses
     import secrets
 
-    from facecodec.bitstream import scan_packets
+    from facecodec.bitstream import Framing, scan_packets
 
     sent: dict[int, bytes] = {}
+    unchecked = Framing(compact=True, verify=lambda *_: True)  # the intruder reads packets without the key
 
     def intruder(n: int, packet: bytes) -> list[bytes]:
         sent[n] = packet
-        *_, parsed = list(scan_packets(packet))  # the first chunk also holds the keyframe
-        if n == 4:  # altered, racing ahead of the real one
+        *_, parsed = list(scan_packets(packet, unchecked))  # the first chunk also holds the keyframe
+        genuine_tag = packet[-8:]
+        if n == 4:  # altered, racing ahead of the real one (its genuine tag kept)
             body = bytearray(parsed.body)
             body[0] ^= 0x01
-            return [dataclasses.replace(parsed, body=bytes(body)).to_bytes(), packet]
+            return [dataclasses.replace(parsed, body=bytes(body)).to_compact_bytes(lambda _: genuine_tag), packet]
         if n == 7:  # replayed: frame 2 again, its genuine tag
             return [packet, sent[2]]
         if n == 9:  # injected: the next frame's slot, a stranger's tag
-            fake = dataclasses.replace(parsed, seq=parsed.seq + 1, body=parsed.body[:-8] + secrets.token_bytes(8))
-            return [fake.to_bytes(), packet]
+            fake = dataclasses.replace(parsed, seq=parsed.seq + 1)
+            return [fake.to_compact_bytes(lambda _: secrets.token_bytes(8)), packet]
         return [packet]
 
     result = calls.call(conn, clip, max_frames=12, realtime=False, authenticate=True, live=False, tap=intruder)

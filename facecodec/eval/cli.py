@@ -14,12 +14,14 @@ from ..codec.refine import RefineConfig, add_refine_argument
 def load_model(args: argparse.Namespace):
     """The networks named by --preset/--weights/--checkpoint, with a label of the weights used."""
     from ..codec.pipeline import TorchNetworks
-    from ..weights import build_model, weights_path
+    from ..weights import build_model, file_sha256, weights_path
     from .run import ModelInfo
 
     model = build_model(args.preset, checkpoint=args.checkpoint, weights=args.weights)
     path = weights_path(args.preset, checkpoint=args.checkpoint, weights=args.weights)
     label = f"reference checkpoint `{path}`" if args.checkpoint is not None else f"`{path}`"
+    if path is not None and Path(path).is_file():  # the digest, so saved clips of other weights are not read back
+        label += f" (sha256 {file_sha256(path)[:12]})"
     return ModelInfo(TorchNetworks(model), model.cfg.name, model.cfg.num_kp, label)
 
 

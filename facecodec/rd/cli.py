@@ -126,7 +126,7 @@ def _rewrite(path: Path, out: Path) -> int:
 
 def weights_info(path: Path | None, *, reference: bool = False) -> dict:
     """{"kind", "path", "sha256"} of the weights measured; kind says random / reference / how long trained."""
-    from .sweep import file_sha256
+    from ..weights import file_sha256
 
     if path is None:
         return {"kind": "random (seed 0) — no weights file found", "path": None, "sha256": None}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -112,14 +111,6 @@ def validation_videos(manifest: str | Path, count: int, min_frames: int) -> list
 
 def load_clip(path: Path, max_frames: int | None) -> Clip:
     return Clip(path.stem, str(path), read_video(path, size=256, max_frames=max_frames), probe_fps(path))
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -13,6 +13,7 @@ by name (`build_model(..., random_init=True)`: speed benchmarks and tests only).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -102,3 +103,12 @@ def build_model(
     if model.cfg.name != preset:
         raise ValueError(f"{path} holds preset {model.cfg.name!r}, not {preset!r}")
     return model
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (weights, checkpoints), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -42,27 +42,31 @@ FORMATS = {"legacy": {"compact": False}, "compact": {"compact": True}}
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "talking_00086_4s.mp4"
 
 
-def measure_clip(networks, path: Path, *, preset: str, num_kp: int, max_frames: int, expression) -> dict:
-    """{format: rates and byte counts} for one clip; the same motion and keyframe in every format."""
-    from ..codec.sender import Sender, stream_header
-    from ..media import probe_fps, read_video
-    from ..rd.neural import sender_motion
+def _every_format(base: StreamHeader, motion, expression, frames: np.ndarray | None,
+                  reference: np.ndarray | None = None):
+    """(name, header, bytes, decoded stream) of `motion` (and `frames`' keyframe, unless None) coded in each
+    of `FORMATS`; raises if one decodes to other motion than `reference` (default: the first format's)."""
+    from ..codec.sender import Sender
 
-    frames = read_video(path, max_frames=max_frames)
-    fps = probe_fps(path)
-    motion = sender_motion(networks, frames)
-    if expression is not None:
-        motion = motion.with_face(expression.encode(frames))
-    base = stream_header(preset, num_kp, frames.shape[1], fps, expression=expression)
-    seconds, out, reference = len(frames) / fps, {}, None
     for name, options in FORMATS.items():
         header: StreamHeader = dataclasses.replace(base, **options)
         data = stream_bytes(header, Sender(None, header, expression=expression).send(frames, motion))
         decoded = decode_stream(data)
         vectors = np.stack([f.motion.to_vector() for f in decoded.frames])
         if reference is not None and not np.array_equal(vectors, reference):
-            raise RuntimeError(f"{path.name}: the {name} stream decodes to other motion than the first format")
+            raise RuntimeError(f"the {name} stream decodes to other motion than the reference")
         reference = vectors
+        yield name, header, data, decoded
+
+
+def measure_clip(networks, path: Path, *, preset: str, num_kp: int, max_frames: int, expression) -> dict:
+    """{format: rates and byte counts} for one clip; the same motion and keyframe in every format."""
+    from ..codec.sender import stream_header
+
+    frames, fps, motion = _sender_side(networks, path, max_frames=max_frames, expression=expression)
+    base = stream_header(preset, num_kp, frames.shape[1], fps, expression=expression)
+    seconds, out = len(frames) / fps, {}
+    for name, header, data, decoded in _every_format(base, motion, expression, frames):
         stats = decoded.stats
         out[name] = {"version": header.version, "frames": len(frames), "seconds": seconds,
                      "motion_kbps": stats.kbps(keyframes=False), "kbps": 8 * len(data) / seconds / 1000,
@@ -76,7 +80,6 @@ def repack(data: bytes) -> dict:
     packets only: the keyframe is not re-coded), with "as_sent" the stream's own motion rate; raises if a
     format decodes to other motion than the stream did."""
     from ..codec.pipeline import MotionBatch
-    from ..codec.sender import Sender
     from ..expression import ExpressionSender
 
     sent = decode_stream(data)
@@ -84,11 +87,7 @@ def repack(data: bytes) -> dict:
     reference = np.stack([f.motion.to_vector() for f in sent.frames])
     expression = ExpressionSender() if sent.header.num_face else None  # its basis; no frame's landmarks are read
     out = {"as_sent": {"version": sent.header.version, "motion_kbps": sent.stats.kbps(keyframes=False)}}
-    for name, options in FORMATS.items():
-        header = dataclasses.replace(sent.header, **options)
-        decoded = decode_stream(stream_bytes(header, Sender(None, header, expression=expression).send(None, motion)))
-        if not np.array_equal(np.stack([f.motion.to_vector() for f in decoded.frames]), reference):
-            raise RuntimeError(f"the {name} re-pack decodes to other motion than the stream")
+    for name, header, _, decoded in _every_format(sent.header, motion, expression, None, reference):
         out[name] = {"version": header.version, "motion_kbps": decoded.stats.kbps(keyframes=False)}
     return out
 

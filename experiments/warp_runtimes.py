@@ -46,6 +46,7 @@ def candidates(warp: Path, threads: int) -> dict:
         import openvino  # noqa: F401
 
         runners["OpenVINO fp32"] = OpenVinoRunner(warp, threads)
+        runners["OpenVINO bf16"] = OpenVinoRunner(warp, threads, precision="bf16")
     except ImportError:
         print("openvino not installed: its rows are left out", file=sys.stderr)
     for runner in runners.values():

@@ -22,7 +22,9 @@ from facecodec.serving.settings import ServingSettings
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CLIP = REPO / "samples" / "talking_00086_4s.mp4"
 REPOSITORY = REPO / "model_repository"
-SETTINGS = ServingSettings(max_sessions=12, session_idle_s=60.0)  # a cap small enough to hit in a test
+# a session cap small enough to hit in a test; the warp in fp32, so that a served decode matches the
+# in-process one to PSNR_MIN_DB (the served default, bf16, is checked against fp32 on its own)
+SETTINGS = ServingSettings(max_sessions=12, session_idle_s=60.0, warp_precision="f32")
 PSNR_MIN_DB = 45.0  # server decode vs in-process decode of the same stream
 
 

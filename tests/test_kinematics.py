@@ -89,3 +89,23 @@ def test_relative_motion_onto_own_first_frame_is_identity():
     clip = torch.randn(20, 15, 3, generator=g) * 0.3  # keypoints of 20 frames
     first = clip[:1].expand_as(clip)
     assert torch.allclose(kin.relative_keypoints(first, clip, first), clip, atol=1e-6, rtol=0)
+
+
+def test_numpy_and_torch_take_the_same_code_path_to_the_same_numbers():
+    """The receiver computes keypoints on numpy (no torch in the served decoder); the networks on torch."""
+    import numpy as np
+
+    yaw, pitch, roll = random_angles(8, limit=45.0)
+    g = torch.Generator().manual_seed(1)
+    kp_c, t, exp = torch.rand(8, 15, 3, generator=g), torch.rand(8, 3, generator=g), torch.rand(8, 15, 3, generator=g)
+    expected = kin.transform_keypoints(kp_c, yaw, pitch, roll, t, exp)
+    got = kin.transform_keypoints(*(x.numpy() for x in (kp_c, yaw, pitch, roll, t, exp)))
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == (8, 15, 3)
+    np.testing.assert_allclose(got, expected.numpy(), atol=2e-6)
+    np.testing.assert_allclose(kin.rotation_matrix(yaw.numpy(), pitch.numpy(), roll.numpy()),
+                               kin.rotation_matrix(yaw, pitch, roll).numpy(), atol=1e-6)
+    edited = kin.free_view(yaw.numpy(), pitch.numpy(), roll.numpy(), override=(10.0, None, None), offset=(0, 5, 0))
+    for a, b in zip(edited, kin.free_view(yaw, pitch, roll, override=(10.0, None, None), offset=(0, 5, 0))):
+        assert isinstance(a, np.ndarray)
+        np.testing.assert_allclose(a, b.numpy(), atol=1e-5)
+    assert all(isinstance(a, np.ndarray) and not a.any() for a in kin.frontalise(*edited))

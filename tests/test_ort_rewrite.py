@@ -52,7 +52,9 @@ def test_only_eligible_grid_samples_are_rewritten():
     assert gather_grid_sample(image)[1] == 0  # 4-D stays
 
 
-def test_the_runner_rewrites_the_warp_and_keeps_its_output(onnx_dir):
+@pytest.fixture(scope="module")
+def warp_feeds(onnx_dir) -> dict[str, np.ndarray]:
+    """The warp decoder's inputs for frame 30 of the sample driven from its frame 0 (real, not random)."""
     from facecodec.codec.pipeline import OrtNetworks, Receiver, encode_frames, images_to_batch
     from facecodec.media import read_video
 
@@ -61,8 +63,12 @@ def test_the_runner_rewrites_the_warp_and_keeps_its_output(onnx_dir):
     motion = encode_frames(plain, frames)
     rx = Receiver(plain)
     rx.set_source(frames[:1], motion[0])
-    feeds = {"source_image": rx.source_image, "source_features": rx.features, "kp_source": rx.kp_source,
-             "kp_driving": rx.driving_keypoints(motion[30]), "expression_flow": rx.expression_flow(motion[30])}
+    return {"source_image": rx.source_image, "source_features": rx.features, "kp_source": rx.kp_source,
+            "kp_driving": rx.driving_keypoints(motion[30]), "expression_flow": rx.expression_flow(motion[30])}
+
+
+def test_the_runner_rewrites_the_warp_and_keeps_its_output(onnx_dir, warp_feeds):
+    feeds = warp_feeds
     with OrtRunner(onnx_dir / "warp_decoder.onnx", rewrite=False) as stock, \
             OrtRunner(onnx_dir / "warp_decoder.onnx") as fast:
         expected, got = stock.infer(feeds)["output_image"], fast.infer(feeds)["output_image"]
@@ -87,3 +93,20 @@ def test_openvino_runner_renders_the_same_frame(onnx_dir):
     assert ov_runner.rewritten == 2  # both 5-D GridSamples (OpenVINO has none)
     np.testing.assert_allclose(got, expected, atol=1e-4)  # fp32, not the CPU's bf16
     np.testing.assert_allclose(single, expected[:1], atol=1e-4)
+
+
+def test_openvino_bf16_warp_stays_close_to_fp32(onnx_dir, warp_feeds):
+    """The served default (`ServingSettings.warp_precision`): bf16 where the CPU has bf16 units, a frame
+    within 35 dB of fp32 (whole calls measure 43–47 dB, experiments/warp_precision.py); fp32 elsewhere."""
+    openvino = pytest.importorskip("openvino", reason="facecodec[openvino] not installed")
+    from facecodec.quality import psnr
+    from facecodec.runtime import OpenVinoRunner, make_runner
+
+    with OpenVinoRunner(onnx_dir / "warp_decoder.onnx") as f32, \
+            OpenVinoRunner(onnx_dir / "warp_decoder.onnx", precision="bf16") as bf16:
+        exact, rounded = f32.infer(warp_feeds)["output_image"], bf16.infer(warp_feeds)["output_image"]
+    assert psnr(exact, rounded, peak=1.0).min() >= 35.0
+    if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert np.abs(rounded - exact).max() > 1e-3  # the hint took effect: not a second fp32 run
+    with pytest.raises(ValueError, match="precision"):
+        make_runner(onnx_dir / "warp_decoder.onnx", "openvino", precision="fp8")

@@ -115,15 +115,13 @@ class ViewEdit:
 
     def apply(self, rotation: np.ndarray) -> np.ndarray:
         """rotation (B, 3) degrees → edited rotation (B, 3)."""
-        import torch
-
         from .. import kinematics
 
-        yaw, pitch, roll = (torch.from_numpy(np.ascontiguousarray(rotation[:, i])) for i in range(3))
+        yaw, pitch, roll = (rotation[:, i] for i in range(3))
         if self.frontalise:
             yaw, pitch, roll = kinematics.frontalise(yaw, pitch, roll)
         yaw, pitch, roll = kinematics.free_view(yaw, pitch, roll, override=self.override, offset=self.offset)
-        return torch.stack([yaw, pitch, roll], dim=1).numpy()
+        return np.stack([yaw, pitch, roll], axis=1)
 
 
 def images_to_batch(frames: np.ndarray) -> np.ndarray:
@@ -132,18 +130,12 @@ def images_to_batch(frames: np.ndarray) -> np.ndarray:
 
 
 def keypoints(kp_canonical: np.ndarray, motion: MotionBatch) -> np.ndarray:
-    """x = R x_c + t + δ with numpy in and out: kp_canonical (1 or B, K, 3) → (B, K, 3)."""
-    import torch
-
+    """x = R x_c + t + δ with numpy in and out (no torch): kp_canonical (1 or B, K, 3) → (B, K, 3)."""
     from .. import kinematics
 
-    b = len(motion)
-    kp_c = torch.from_numpy(np.broadcast_to(kp_canonical, (b, *kp_canonical.shape[1:])).copy())
-    rot = torch.from_numpy(np.ascontiguousarray(motion.rotation))
-    out = kinematics.transform_keypoints(
-        kp_c, rot[:, 0], rot[:, 1], rot[:, 2], torch.from_numpy(motion.translation), torch.from_numpy(motion.expression)
-    )
-    return out.numpy()
+    kp_c = np.broadcast_to(kp_canonical, (len(motion), *kp_canonical.shape[1:]))
+    rot = motion.rotation
+    return kinematics.transform_keypoints(kp_c, rot[:, 0], rot[:, 1], rot[:, 2], motion.translation, motion.expression)
 
 
 def encode_frames(networks: Networks, images: np.ndarray, batch: int = 8) -> MotionBatch:
@@ -241,14 +233,9 @@ class Receiver:
             return kp
         if self.kp_driving_initial is None:
             self.kp_driving_initial = kp[:1]
-        import torch
-
         from .. import kinematics
 
-        rel = kinematics.relative_keypoints(
-            *(torch.from_numpy(x) for x in (self.kp_source, kp, self.kp_driving_initial))
-        )
-        return rel.numpy()
+        return kinematics.relative_keypoints(self.kp_source, kp, self.kp_driving_initial)
 
     def render(self, kp_driving: np.ndarray, expression_flow: np.ndarray | None = None) -> np.ndarray:
         """(B, K, 3) driving keypoints, (B, 3, E, E) expression flows (`expression_flow`) or None (the

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime import Runner, make_runner
+from ..runtime import Runner, compile_cache, make_runner
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,19 @@ class _Model:
         self.output_names = [t["name"] for t in config["output"]]
         logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {self.name} %(name)s: %(message)s")
 
-    def runner(self, filename: str) -> Runner:
+    def runner(self, filename: str, precision: str = "f32") -> Runner:
         # no spinning: several stub processes share the cores, and a spinning thread starves them
         runtime, threads = self.params.get("runtime", "onnxruntime"), int(self.params.get("ort_threads", 2))
         try:
             runner = make_runner(self.version_dir / filename, runtime, threads=threads, spin=False,
-                                 max_batch=self.max_batch)
+                                 max_batch=self.max_batch, precision=precision, cache_dir=compile_cache())
             runner.activate()
         except ImportError as err:  # e.g. openvino not installed (facecodec[openvino]): serve, but say so
             log.warning("%s: %s unavailable (%s); running ONNX Runtime instead", self.name, runtime, err)
             runner = make_runner(self.version_dir / filename, "onnxruntime", threads=threads, spin=False)
             runner.activate()
-        log.info("%s: %s on %d thread(s)", self.name, type(runner).__name__, threads)
+        log.info("%s: %s on %d thread(s), %s", self.name, type(runner).__name__, threads,
+                 getattr(runner, "precision", "f32"))
         return runner
 
     def inputs(self, request, names) -> dict[str, np.ndarray | None]:
@@ -130,7 +131,7 @@ class NetworkModel(_Model):
 
     def __init__(self, args: dict):
         super().__init__(args)
-        self.ort = self.runner("model.onnx")
+        self.ort = self.runner("model.onnx", self.params.get("warp_precision", "f32"))
 
     def execute(self, requests: list) -> list:
         results = run_batch([self.inputs(r, self.input_names) for r in requests], self.input_names, self.ort.infer)
@@ -162,9 +163,9 @@ class DecoderModel(_Model):
         if args.get("model_instance_kind") == "GPU":
             networks, arrays = gpu_session_parts(self.pb, int(args["model_instance_device_id"]))
         else:
-            local = (
-                {} if self.params.get("warp_in_decoder") == "false" else {"warp_decoder": self.runner(WARP_FILE).infer}
-            )
+            local = {}
+            if self.params.get("warp_in_decoder") != "false":
+                local["warp_decoder"] = self.runner(WARP_FILE, self.params.get("warp_precision", "f32")).infer
             networks, arrays = RoutedNetworks(local, fallback=BlsNetworks(self.pb)), HostArrays()
         self.store = SessionStore(
             networks,

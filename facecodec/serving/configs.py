@@ -26,7 +26,6 @@ from pathlib import Path
 
 from .. import io_spec
 from ..io_spec import ModelSpec, TensorSpec
-from ..presets import get_preset
 from .settings import ServingSettings, warmup_batches
 
 DTYPES = {"float32": "TYPE_FP32", "bool": "TYPE_BOOL", "uint64": "TYPE_UINT64"}
@@ -45,8 +44,16 @@ HEADER = (
 )
 MODULE = {"cpu": "configs", "gpu": "gpu"}  # the command that writes each target
 PLATFORM = "tensorrt_plan"  # the GPU target's networks
-CPU_ONLY_PARAMETERS = ("ort_threads", "runtime")  # the GPU decoder runs no ONNX Runtime
+CPU_ONLY_PARAMETERS = ("ort_threads", "runtime", "warp_precision")  # the GPU decoder runs no ONNX Runtime
 SESSION_MODEL = Path("decoder") / "1" / "model.py"  # the same file in both repositories
+
+
+def _preset(name: str):
+    # imported here: the presets import the networks (torch), and the decoder's stub, which must not
+    # import torch (`facecodec.kinematics`), reads only this module's names
+    from ..presets import get_preset
+
+    return get_preset(name)
 
 
 def _tensor(t: TensorSpec, dims: tuple[int, ...], optional: bool) -> str:
@@ -55,7 +62,7 @@ def _tensor(t: TensorSpec, dims: tuple[int, ...], optional: bool) -> str:
 
 
 def _tensors(key: str, tensors: tuple[TensorSpec, ...], settings: ServingSettings, optional: bool) -> str:
-    cfg = get_preset(settings.preset)
+    cfg = _preset(settings.preset)
     rows = ",\n".join(_tensor(t, t.resolve(cfg), optional) for t in tensors)
     return f"{key} [\n{rows}\n]\n"
 
@@ -86,7 +93,7 @@ def _sequence_batching(s: ServingSettings) -> str:
 
 def _warmup(spec: ModelSpec, settings: ServingSettings) -> str:
     """model_warmup at each warmup batch: zero inputs (values do not matter, shapes do)."""
-    cfg = get_preset(settings.preset)
+    cfg = _preset(settings.preset)
     entries = []
     for batch in warmup_batches(settings):
         inputs = ",\n".join(
@@ -102,6 +109,8 @@ def parameters(spec: ModelSpec, settings: ServingSettings, target: str = "cpu") 
     """A model's `parameters`; on the GPU target the decoder's, sorted, less the ONNX Runtime ones."""
     params: dict[str, object] = {"preset": settings.preset, "ort_threads": settings.ort_threads}
     params["runtime"] = settings.runtime
+    if spec in (io_spec.WARP_DECODER, io_spec.DECODER):  # the decoder runs the warp in its own process
+        params["warp_precision"] = settings.warp_precision
     if spec is io_spec.DECODER:
         params.update(max_sessions=settings.max_sessions, session_idle_s=settings.session_idle_s)
         if not settings.warp_in_decoder:  # rendered only when off, so the default configs stay as they are
@@ -156,14 +165,14 @@ def contract(config) -> dict[str, list[tuple[str, str, tuple[int, ...]]]]:
 
 
 def expected_contract(spec: ModelSpec, preset: str) -> dict[str, list[tuple[str, str, tuple[int, ...]]]]:
-    cfg = get_preset(preset)
+    cfg = _preset(preset)
     row = lambda t: (t.name, DTYPES[t.dtype], t.resolve(cfg))  # noqa: E731
     return {"inputs": [row(t) for t in spec.inputs], "outputs": [row(t) for t in spec.outputs]}
 
 
 def tensor_table(settings: ServingSettings) -> str:
     """Markdown table of every served tensor (the docs' copy of the contract)."""
-    cfg = get_preset(settings.preset)
+    cfg = _preset(settings.preset)
     lines = [
         f"Preset `{settings.preset}`; every tensor has a leading batch axis (max {settings.max_batch_size}).",
         "",

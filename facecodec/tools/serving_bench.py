@@ -159,17 +159,16 @@ def run(video: Path, frames_per_call: int, work: Path, template: Path, *, runtim
     header = stream_header("lite", 15, 256, 25.0, expression=sender_expression)
     chunks = Sender(networks, header, expression=sender_expression).send(read_video(video, max_frames=frames_per_call))
     frames = decode_stream(stream_bytes(header, chunks)).frames
-    local = networks
-    if runtime != "onnxruntime":
-        runner = make_runner(onnx / "warp_decoder.onnx", runtime)
+    local, settings = networks, ServingSettings(runtime=runtime)
+    if runtime != "onnxruntime":  # in-process on the served runtime too, at the served warp precision
+        runner = make_runner(onnx / "warp_decoder.onnx", runtime, precision=settings.warp_precision)
         runner.activate()
         local = RoutedNetworks({"warp_decoder": runner.infer}, networks)
     load = [os.getloadavg()[0]]
-    label = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}[runtime]
+    label = {"onnxruntime": "ONNX Runtime", "openvino": f"OpenVINO, warp in {settings.warp_precision}"}[runtime]
     rows = in_process_rows(networks, frames, "ONNX Runtime")  # the baseline, whatever the served runtime
     if runtime != "onnxruntime":
         rows += in_process_rows(local, frames, label)
-    settings = ServingSettings(runtime=runtime)
     served = repository.stage(template, work / "repo", onnx, settings)
     with TritonServer(served, log_path=work / "served.log") as server:
         rows += triton_rows(server, frames, f"Triton `decoder` session, warp in its process ({label})")

@@ -33,7 +33,7 @@ def prepared(onnx_dir, tmp_path_factory):
     """The repository a pod's init container renders (`python -m facecodec.serving prepare`)."""
     out = tmp_path_factory.mktemp("pod") / "repository"
     cmd = [sys.executable, "-m", "facecodec.serving", "prepare", "--repository", REPOSITORY, "--onnx", onnx_dir,
-           "--out", out, "--max-sessions", "8"]
+           "--out", out, "--max-sessions", "8", "--warp-precision", "f32"]  # fp32: parity with `local`
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "decoder" / "config.pbtxt").is_file() and (out / "decoder" / "1" / "warp_decoder.onnx").is_file()

@@ -60,7 +60,15 @@ def test_runtime_and_queue_delay_settings():
     ort = configs.parse(configs.render(io_spec.WARP_DECODER, ServingSettings(runtime="onnxruntime")))
     assert ort.parameters["runtime"].string_value == "onnxruntime"
     gpu = configs.parse(configs.render(io_spec.DECODER, ServingSettings(runtime="openvino"), target="gpu"))
-    assert "runtime" not in gpu.parameters  # the GPU decoder runs no CPU runtime
+    assert "runtime" not in gpu.parameters and "warp_precision" not in gpu.parameters  # no CPU runtime there
+    for spec in (io_spec.DECODER, io_spec.WARP_DECODER):  # the two that run the warp
+        rendered = configs.parse(configs.render(spec, ServingSettings()))
+        assert rendered.parameters["warp_precision"].string_value == "bf16"
+    exact = configs.parse(configs.render(io_spec.DECODER, ServingSettings(warp_precision="f32")))
+    assert exact.parameters["warp_precision"].string_value == "f32"
+    assert "warp_precision" not in configs.parse(configs.render(io_spec.MOTION_ENCODER, ServingSettings())).parameters
+    with pytest.raises(ValueError, match="warp_precision must be one of f32, bf16"):
+        ServingSettings(warp_precision="fp16")
     no_wait = configs.parse(configs.render(io_spec.DECODER, ServingSettings(queue_delay_us=0)))
     assert no_wait.sequence_batching.oldest.max_queue_delay_microseconds == 0
     with pytest.raises(ValueError):

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.triton
 FRAMES = 100  # 4 s at 25 fps
 MAX_LOST_S = 2.0  # the call's content lost with the server
 RESUME_S = 2.0  # from the server ready again to the call's next frame
+MAX_WAIT_S = 6.0  # the longest wait for a frame, kill and restart included (a regression bound, see below)
 
 
 class SenderNetworks:
@@ -62,7 +63,7 @@ def test_sigkill_mid_call_then_restart_on_the_same_port(onnx_dir, local, tmp_pat
     restarted = None
     try:
         server.__enter__()
-        conn = Connection(server.grpc_url, timeout=240.0, backoff=Backoff(first_s=0.05, max_s=0.5, give_up_s=240))
+        conn = Connection(server.grpc_url, timeout=240.0, backoff=Backoff(first_s=0.05, max_s=0.25, give_up_s=240))
         results: dict = {}
 
         def run():
@@ -104,7 +105,11 @@ def test_sigkill_mid_call_then_restart_on_the_same_port(onnx_dir, local, tmp_pat
         after = [t for t in shown if t > t_ready]
         assert after and after[0] - t_ready <= RESUME_S, f"first frame {after[0] - t_ready:.2f} s after ready"
         longest = max(b - a for a, b in zip(shown, shown[1:]))
-        print(f"\nkilled {1e3 * (t_ready - t_kill):.0f} ms before the restarted server was ready; call resumed "
+        # the wall-clock gap is the restart's time plus the reconnect: 2.5-2.7 s on the 2-core VM (issue 22
+        # aims at 2 s; docs/benchmarks.md); the bound catches a restart that slows down again (16 s once)
+        assert longest <= MAX_WAIT_S, f"the call waited {longest:.1f} s for a frame"
+        print(f"\nkilled {1e3 * (t_ready - t_kill):.0f} ms before the restarted server was ready; reconnect "
+              f"{reconnect['seconds']:.2f} s in {reconnect['tries']} tries; call resumed "
               f"{1e3 * (after[0] - t_ready):.0f} ms after ready; longest wait between frames {1e3 * longest:.0f} ms; "
               f"{len(lost)} frames lost ({len(lost) / report.fps_target:.2f} s of the call); gaps {report.gaps}")
     finally:

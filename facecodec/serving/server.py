@@ -126,6 +126,7 @@ class TritonServer:
         drain_seconds: float | None = None,
         tls: ServerTls | None = None,
         admin_key: str | None = None,
+        settle: bool = False,
     ):
         self.repository = Path(repository).resolve()
         self.host = host
@@ -139,6 +140,7 @@ class TritonServer:
         self.log_path = None if str(log_path) == "-" else Path(log_path)  # "-": our stdout (a pod's log)
         self.backend_dir = backend_dir
         self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
+        self.settle = settle  # after ready, wait for the background compiles too (`wait_idle`): benchmarks
         # SIGTERM drains live call sessions for this long (Triton's own default is 30 s); the stop
         # waits for it, plus time to unload the models, before it kills
         self.drain_seconds = drain_seconds
@@ -158,6 +160,8 @@ class TritonServer:
         self.start()
         try:
             self.wait_ready()
+            if self.settle:
+                self.wait_idle()
         except BaseException:
             self.stop()
             raise
@@ -215,6 +219,20 @@ class TritonServer:
                 return
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout or self.startup_timeout:.0f} s\n{self.log_tail()}")
+
+    def wait_idle(self, cores: float = 0.2, window_s: float = 0.5, timeout: float = 120.0) -> float:
+        """Until the server and its stubs use under `cores` CPU over `window_s` (ready comes before the
+        models' larger batches are compiled in the background, `runtime.OpenVinoRunner`): benchmarks
+        start on a quiet server. Returns the seconds waited; gives up quietly after `timeout`."""
+        start = time.monotonic()
+        used = process_tree_cpu_s(self.process.pid)
+        while time.monotonic() - start < timeout:
+            time.sleep(window_s)
+            now = process_tree_cpu_s(self.process.pid)
+            if now - used < cores * window_s:
+                break
+            used = now
+        return time.monotonic() - start
 
     def stop(self) -> int | None:
         """SIGTERM (in-flight requests finish), SIGKILL after `stop_timeout`; returns the exit code."""
@@ -342,6 +360,18 @@ def shm_regions(pid: int) -> list[Path]:
         except OSError:
             continue
     return [Path("/dev/shm") / n for n in sorted(names)]
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and every live descendant (Linux /proc)."""
+    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    for p in descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
 
 
 def process_tree_rss(pid: int) -> int:

@@ -38,7 +38,7 @@ def run_demo(
     progress(f"[1/4] networks: {onnx_dir} (preset {settings.preset}; exported now if missing or stale)")
     with prepared_repository(template, onnx_dir, settings) as repo:
         progress(f"[2/4] starting tritonserver on free loopback ports (repository {repo})")
-        with TritonServer(repo, log_path=out_dir / "tritonserver.log") as server:
+        with TritonServer(repo, log_path=out_dir / "tritonserver.log", settle=True) as server:
             for line in status_lines(server):
                 progress("      " + line)
             mode = "live: the receiver renders the newest motion" if live else "--no-drop: every frame decoded"

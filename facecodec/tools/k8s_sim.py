@@ -503,7 +503,7 @@ def measure_capacity(out: Path, *, frames: int = 16, calls: int = 8, call_fps: f
         decoded = decode_stream(stream_bytes(header, chunks)).frames
         load = os.getloadavg()[0]
         served = repository.stage(Path("model_repository"), work / "repo", onnx, ServingSettings())
-        with TritonServer(served, log_path=work / "server.log") as server:
+        with TritonServer(served, log_path=work / "server.log", settle=True) as server:
             (row,) = triton_rows(server, decoded, "capacity", levels=(calls,))
     fps = row.frames / row.seconds
     figure = {

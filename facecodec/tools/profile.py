@@ -294,7 +294,7 @@ def _served(settings: ServingSettings, cfg: ProfileConfig, tmp: Path, name: str,
     if running is not None and settings == cfg.settings:
         return contextlib.nullcontext(running)
     repo = repository.stage(cfg.repository, tmp / name, cfg.onnx, settings)
-    return TritonServer(repo, log_path=cfg.out / "logs" / f"{name}.log", startup_timeout=300)
+    return TritonServer(repo, log_path=cfg.out / "logs" / f"{name}.log", startup_timeout=300, settle=True)
 
 
 def describe(settings: ServingSettings) -> str:

@@ -170,13 +170,13 @@ def run(video: Path, frames_per_call: int, work: Path, template: Path, *, runtim
     if runtime != "onnxruntime":
         rows += in_process_rows(local, frames, label)
     served = repository.stage(template, work / "repo", onnx, settings)
-    with TritonServer(served, log_path=work / "served.log") as server:
+    with TritonServer(served, log_path=work / "served.log", settle=True) as server:
         rows += triton_rows(server, frames, f"Triton `decoder` session, warp in its process ({label})")
         if not served_only:
             rows.append(stateless_row(server, networks, frames))
     if not served_only:
         bls = repository.stage(template, work / "repo_bls", onnx, settings.with_(warp_in_decoder=False))
-        with TritonServer(bls, log_path=work / "bls.log") as server:
+        with TritonServer(bls, log_path=work / "bls.log", settle=True) as server:
             rows += triton_rows(server, frames, "Triton `decoder`, warp by BLS (f_s copied per batch)", levels=(1, 8))
     load.append(os.getloadavg()[0])
     machine = (

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from facecodec.serving.server import ServerError, TritonServer, free_ports, parse_metrics, process_tree_rss
+from facecodec.serving.server import (
+    ServerError,
+    TritonServer,
+    free_ports,
+    parse_metrics,
+    process_tree_cpu_s,
+    process_tree_rss,
+)
 
 pytestmark = pytest.mark.triton
 
@@ -29,3 +38,18 @@ def test_helpers():
     assert process_tree_rss(os.getpid()) > 10 * 2**20
     metrics = parse_metrics('# HELP x\nnv_inference_count{model="decoder",version="1"} 12\n')
     assert metrics == {'nv_inference_count{model="decoder",version="1"}': 12.0}
+
+
+def test_wait_idle_waits_for_the_busy_processes_then_returns(tmp_path):
+    """`settle`: benchmarks start once the stubs' background compiles are done (a busy child here)."""
+    busy = "import time\nend = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass\ntime.sleep(60)"
+    server = TritonServer(tmp_path, settle=True)
+    server.process = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        waited = server.wait_idle(window_s=0.25, timeout=20)
+        used = process_tree_cpu_s(server.process.pid)
+        assert 1.2 <= waited <= 10 and used >= 1.0, (waited, used)
+        assert server.process.poll() is None  # still running, now idle
+    finally:
+        server.process.kill()
+        server.process.wait()

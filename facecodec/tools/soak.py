@@ -355,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         template = Path(__file__).resolve().parents[2] / "model_repository"
         with tempfile.TemporaryDirectory(prefix="facecodec-soak-") as tmp:
             repo = repository.stage(template, Path(tmp) / "repository", onnx_dir, ServingSettings())
-            with TritonServer(repo, log_path=Path(tmp) / "tritonserver.log", startup_timeout=600, settle=True) as server:
+            log = Path(tmp) / "tritonserver.log"
+            with TritonServer(repo, log_path=log, startup_timeout=600, settle=True) as server:
                 print(f"soak: {config.calls} calls for {args.minutes:g} min against {server.grpc_url}", flush=True)
                 result = run_soak(server.grpc_url, server.process.pid, onnx_dir, config)
         summary = write_outputs(result, args.out)

@@ -476,10 +476,11 @@ def run(docs: list[dict], capacity: Capacity, trace: Trace, pod_start_s: float) 
 # --- the capacity figure --------------------------------------------------------------------------
 
 
-def measure_capacity(out: Path, *, frames: int = 16, calls: int = 8, call_fps: float = 25.0) -> dict:
-    """A PLACEHOLDER per-pod capacity until issue 25's `make profile` measures the real one: one
-    tritonserver with the default settings on this machine, `calls` concurrent decoder sessions of the
-    sample clip (the serving benchmark's served-layout row), steady-state decoded frames/s."""
+def measure_capacity(out: Path, *, frames: int = 64, calls: int = 8, call_fps: float = 25.0) -> dict:
+    """The per-pod capacity: one tritonserver with the default settings on this machine, `calls`
+    concurrent decoder sessions of the sample clip with the expression channel (the serving
+    benchmark's served-layout row), decoded frames/s in all. The senders are elsewhere (a pod decodes;
+    `make profile` measures calls whose senders share the server's cores too)."""
     import datetime
     import os
     import platform
@@ -488,6 +489,7 @@ def measure_capacity(out: Path, *, frames: int = 16, calls: int = 8, call_fps: f
     from ..bitstream import decode_stream, stream_bytes
     from ..codec.pipeline import OrtNetworks
     from ..codec.sender import Sender, stream_header
+    from ..expression import ExpressionSender
     from ..media import read_video
     from ..serving import repository
     from ..serving.server import TritonServer
@@ -497,9 +499,10 @@ def measure_capacity(out: Path, *, frames: int = 16, calls: int = 8, call_fps: f
     with tempfile.TemporaryDirectory(prefix="facecodec-capacity-") as tmp:
         work = Path(tmp)
         onnx = repository.ensure_export(work / "onnx", "lite")
-        header = stream_header("lite", 15, 256, call_fps)
+        face = ExpressionSender()
+        header = stream_header("lite", 15, 256, call_fps, expression=face)
         clip = Path(__file__).resolve().parents[2] / "samples" / "talking_00086_4s.mp4"
-        chunks = Sender(OrtNetworks(onnx), header).send(read_video(clip, max_frames=frames))
+        chunks = Sender(OrtNetworks(onnx), header, expression=face).send(read_video(clip, max_frames=frames))
         decoded = decode_stream(stream_bytes(header, chunks)).frames
         load = os.getloadavg()[0]
         served = repository.stage(Path("model_repository"), work / "repo", onnx, ServingSettings())
@@ -510,11 +513,11 @@ def measure_capacity(out: Path, *, frames: int = 16, calls: int = 8, call_fps: f
         "frames_per_s": round(fps, 2),
         "cores": os.cpu_count(),
         "call_fps": call_fps,
-        "placeholder": True,
-        "source": (f"PLACEHOLDER measured by `python -m facecodec.tools.k8s_sim --measure-capacity` on "
-                   f"{datetime.date.today()}: one default tritonserver, {calls} concurrent lite decoder sessions, "
-                   f"{os.cpu_count()} cores ({platform.machine()}), 1-min load average {load:.1f} from other work; "
-                   "issue 25's `make profile` replaces it with the measured per-pod figure"),
+        "placeholder": False,
+        "source": (f"measured by `python -m facecodec.tools.k8s_sim --measure-capacity` on {datetime.date.today()}: "
+                   f"one default tritonserver (warp in {ServingSettings().warp_precision}), {calls} concurrent lite "
+                   f"decoder sessions with the expression channel, senders elsewhere, {os.cpu_count()} cores "
+                   f"({platform.machine()}), 1-min load average {load:.1f} at the start"),
     }
     Path(out).write_text(json.dumps(figure, indent=1) + "\n")
     return figure
@@ -600,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=Trace.seed)
     parser.add_argument("--out", type=Path, help="where the plot and the table go")
     parser.add_argument("--measure-capacity", action="store_true",
-                        help="measure the placeholder per-pod capacity on this machine into --capacity, then stop")
+                        help="measure the per-pod capacity on this machine into --capacity, then stop")
     args = parser.parse_args(argv)
     if args.measure_capacity:
         print(json.dumps(measure_capacity(args.capacity), indent=1))

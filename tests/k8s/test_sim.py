@@ -93,7 +93,7 @@ def test_the_simulated_hpa_is_the_rendered_one():
 def test_capacity_is_one_file_and_the_manifests_agree_with_it():
     figure = json.loads(CAPACITY.read_text())
     capacity = sim.Capacity.load(CAPACITY)
-    assert figure["placeholder"] is True and "PLACEHOLDER" in figure["source"]  # until issue 25's figure
+    assert figure["placeholder"] is False and figure["source"].startswith("measured by")  # the measured figure
     docs = list(rendered("cpu"))
     pod = sim.pod_capacity(capacity, docs)
     h = Hpa.from_manifest(find(docs, "HorizontalPodAutoscaler"))

@@ -110,3 +110,41 @@ def test_openvino_bf16_warp_stays_close_to_fp32(onnx_dir, warp_feeds):
         assert np.abs(rounded - exact).max() > 1e-3  # the hint took effect: not a second fp32 run
     with pytest.raises(ValueError, match="precision"):
         make_runner(onnx_dir / "warp_decoder.onnx", "openvino", precision="fp8")
+
+
+def test_openvino_compiles_the_first_batch_now_the_rest_behind_and_caches_them(onnx_dir, tmp_path, monkeypatch):
+    """A served model is ready after one compile (a restarted server is back sooner); the other batches
+    come from a background thread, or at once for a request that needs one first; compiled models land
+    in the per-user cache a restart reads back."""
+    pytest.importorskip("openvino", reason="facecodec[openvino] not installed")
+    import time
+
+    from facecodec.runtime import OpenVinoRunner, compile_cache
+
+    monkeypatch.setenv("FACECODEC_CACHE_DIR", str(tmp_path / "cache"))
+    cache = compile_cache()
+    assert cache == tmp_path / "cache" / "openvino" and cache.stat().st_mode & 0o777 == 0o700
+    with OpenVinoRunner(onnx_dir / "motion_encoder.onnx", batches=(1, 2, 3), cache_dir=cache) as runner:
+        assert 1 in runner.compiled
+        image = np.random.default_rng(0).random((3, 3, 256, 256), dtype=np.float32)
+        three = runner.infer({runner.input_names[0]: image})  # waits for batch 3 if it is not there yet
+        deadline = time.monotonic() + 60
+        while len(runner.compiled) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(runner.compiled) == [1, 2, 3]
+        one = runner.infer({runner.input_names[0]: image[:1]})
+    for name in one:
+        np.testing.assert_allclose(one[name], three[name][:1], atol=1e-4)
+    assert any(cache.iterdir())  # compiled blobs for the next start
+
+
+def test_the_compile_cache_is_refused_where_others_may_write(tmp_path, monkeypatch):
+    from facecodec.runtime import compile_cache
+
+    shared = tmp_path / "shared"
+    (shared / "openvino").mkdir(parents=True)
+    (shared / "openvino").chmod(0o777)  # a blob planted there would be loaded as code
+    monkeypatch.setenv("FACECODEC_CACHE_DIR", str(shared))
+    assert compile_cache() is None
+    monkeypatch.setenv("FACECODEC_CACHE_DIR", "/proc/no-such-place")
+    assert compile_cache() is None  # cannot be created: no cache, compiles as before

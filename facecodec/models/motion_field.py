@@ -99,6 +99,9 @@ def warp_volume(volume: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+stock_warp_volume = warp_volume  # scripts/gpu_bench.py swaps `warp_volume` for its kernel and back
+
+
 class Hourglass3d(nn.Module):
     """U-Net over (D, H, W) with pooling over (H, W) only; output = input channels + block_expansion."""
 

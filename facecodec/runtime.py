@@ -142,6 +142,7 @@ class OpenVinoRunner(Runner):
         self.compiled: dict[int, object] = {}
         self.rewritten = 0
         self._lock = threading.Lock()
+        self._stop = threading.Event()  # set on deactivation: the background compiles stop
 
     def _activate_impl(self) -> None:
         import onnx
@@ -156,6 +157,7 @@ class OpenVinoRunner(Runner):
         self.model = self.core.read_model(model=model.SerializeToString())
         self.input_names = [i.get_any_name() for i in self.model.inputs]
         self.output_names = [o.get_any_name() for o in self.model.outputs]
+        self._stop.clear()
         first, *rest = self.batches
         self._compiled(first)
         if rest:
@@ -167,6 +169,8 @@ class OpenVinoRunner(Runner):
         except (AttributeError, OSError):
             pass
         for batch in batches:
+            if self._stop.is_set():  # deactivated meanwhile: nothing to warm
+                return
             self._compiled(batch)
 
     def _compiled(self, batch: int):
@@ -184,7 +188,9 @@ class OpenVinoRunner(Runner):
             return self.compiled[batch]
 
     def _deactivate_impl(self) -> None:
-        self.compiled.clear()
+        self._stop.set()
+        with self._lock:  # after a compile in progress
+            self.compiled.clear()
 
     def _infer_impl(self, feeds):
         feeds = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}

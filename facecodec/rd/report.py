@@ -329,7 +329,8 @@ def _legacy_section(run: RdRun, means: list[RdPoint]) -> list[str]:
     new = default_point(means)
     lines = ["## Today's stream against the stream before issue 21 (same run)", "",
              f"`{old.setting}` is the stream as it was (legacy packets, versions 1/2; WebP keyframe); `{new.setting}` "
-             "the default now (compact packets, version 3; AVIF keyframe). Same motion, same networks.", "",
+             "the default now (compact packets, version 3; the keyframe as its setting says). Same motion, same "
+             "networks.", "",
              "| stream | clip kbps | 12-s call | 60-s call | long call | " + " | ".join(run.metrics) + " |",
              "|" + " --- |" * (5 + len(run.metrics))]
     for p in (old, new):

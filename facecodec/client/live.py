@@ -66,7 +66,10 @@ class RateAdapter:
 
     A report with drops above `tolerance` of the received frames sets the rate to `headroom` × the
     rate the receiver delivered (never below `min_fps`); a report without drops raises it by
-    `step_fps`, up to the capture rate. Frames are taken evenly (a credit per captured frame).
+    `step_fps`, up to the capture rate. The call's first report is a warm-up: its drops come from the
+    START and the first renders, and cutting the rate on them kept the demo's call near 8 frames/s for
+    its whole 4 s (11–18 with the warm-up, docs/benchmarks.md). Frames are taken evenly (a credit per
+    captured frame).
     """
 
     def __init__(self, capture_fps: float, *, min_fps: float = 5.0, step_fps: float = 1.0,
@@ -80,6 +83,9 @@ class RateAdapter:
         self.history: list[tuple[ReceiverReport, float]] = []  # each report and the rate it set
 
     def report(self, report: ReceiverReport) -> None:
+        if not self.history and report.dropped:  # the warm-up: a one-off, not the receiver's rate
+            self.history.append((report, self.fps))
+            return
         if report.received and report.dropped > self.tolerance * report.received:
             self.fps = max(self.min_fps, min(self.fps, self.headroom * report.delivered_fps))
         elif not report.dropped:

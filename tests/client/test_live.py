@@ -43,6 +43,8 @@ def test_render_queue_keeps_keyframes_and_the_newest_frame():
 def test_rate_adapter_follows_the_receiver():
     adapter = RateAdapter(25.0, min_fps=5.0)
     assert sum(adapter.take() for _ in range(25)) == 25  # full rate until told otherwise
+    adapter.report(ReceiverReport(1.0, received=25, delivered=8, dropped=17))
+    assert adapter.fps == 25.0  # the first report is the call's warm-up (START, first renders): no cut
     adapter.report(ReceiverReport(1.0, received=25, delivered=10, dropped=15))
     assert adapter.fps == pytest.approx(9.0)  # 0.9 × what the receiver delivered
     taken = sum(adapter.take() for _ in range(250))

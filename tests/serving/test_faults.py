@@ -3,8 +3,9 @@ one second into a paced call and started again on the same ports. The call's cli
 reconnect path, `ReconnectingSession`, with a single URL and backoff) re-opens the session with the
 source keyframe once the server is back and the call completes; every delivered frame is the
 in-process decode of the same packets, and the frames lost with the dead server are at most 2 s of
-the call. The sender's motion encoder runs in the sender (in-process), as on a phone: only the
-receiver's server dies."""
+the call, and the longest wait for a frame is bounded (`MAX_WAIT_S`; 1.6-1.9 s measured). The sender's
+motion encoder runs in the sender (in-process, one thread), as on a phone: only the receiver's server
+dies."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from facecodec.client.calls import Connection, call
 from facecodec.client.reconnect import Backoff
 from facecodec.client.remote import ServedModel
+from facecodec.codec.pipeline import OrtNetworks
 from facecodec.serving import repository
 from facecodec.serving.metrics import ACTIVE_SESSIONS
 from facecodec.serving.server import TritonServer, model_metric, shm_regions
@@ -26,7 +28,9 @@ pytestmark = pytest.mark.triton
 FRAMES = 100  # 4 s at 25 fps
 MAX_LOST_S = 2.0  # the call's content lost with the server
 RESUME_S = 2.0  # from the server ready again to the call's next frame
-MAX_WAIT_S = 6.0  # the longest wait for a frame, kill and restart included (a regression bound, see below)
+MAX_WAIT_S = 4.0  # the longest wait for a frame, kill and restart included: 1.6-1.9 s on the quiet 2-core VM
+# (issue 22's 2 s, docs/benchmarks.md); the bound leaves room for a noisy CI machine and still catches a restart
+# that slows down again (5.9 s before the compile cache, 16 s once under load)
 
 
 class SenderNetworks:
@@ -63,13 +67,16 @@ def test_sigkill_mid_call_then_restart_on_the_same_port(onnx_dir, local, tmp_pat
     restarted = None
     try:
         server.__enter__()
+        # the sender's encoder on one thread, as a phone's would be: two spinning ONNX Runtime threads on the
+        # server's 2 cores took them from the restarting server (2.55 s without a frame instead of 1.6-1.9)
+        sender = OrtNetworks(onnx_dir, threads=1)
         conn = Connection(server.grpc_url, timeout=240.0, backoff=Backoff(first_s=0.05, max_s=0.25, give_up_s=240))
         results: dict = {}
 
         def run():
             try:
                 results["call"] = call(conn, SAMPLE_CLIP, max_frames=FRAMES, realtime=True, live=False,
-                                       networks=SenderNetworks(local))
+                                       networks=SenderNetworks(sender))
             except BaseException as err:  # noqa: BLE001 - handed to the test
                 results["call"] = err
 
@@ -105,8 +112,6 @@ def test_sigkill_mid_call_then_restart_on_the_same_port(onnx_dir, local, tmp_pat
         after = [t for t in shown if t > t_ready]
         assert after and after[0] - t_ready <= RESUME_S, f"first frame {after[0] - t_ready:.2f} s after ready"
         longest = max(b - a for a, b in zip(shown, shown[1:]))
-        # the wall-clock gap is the restart's time plus the reconnect: 2.5-2.7 s on the 2-core VM (issue 22
-        # aims at 2 s; docs/benchmarks.md); the bound catches a restart that slows down again (16 s once)
         assert longest <= MAX_WAIT_S, f"the call waited {longest:.1f} s for a frame"
         print(f"\nkilled {1e3 * (t_ready - t_kill):.0f} ms before the restarted server was ready; reconnect "
               f"{reconnect['seconds']:.2f} s in {reconnect['tries']} tries; call resumed "
